@@ -1,0 +1,32 @@
+# `make test`: create .venv if missing, install torch (CPU wheel), the package with [dev] and the reference
+# implementation, then run the test suite. Re-running skips installs that are already done.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.py
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The original implementation, for parity tests: without its torchaudio requirement (see setup.py).
+	$(BIN)/python -m pip install --quiet --no-deps "vocos==0.1.0" "encodec==0.1.1"
+	@! $(BIN)/python -m pip show --quiet torchaudio 2>/dev/null || (echo "torchaudio is installed in $(VENV): it cannot load with the CPU torch build; uninstall it" && exit 1)
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest --runslow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
