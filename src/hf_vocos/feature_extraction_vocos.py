@@ -1,0 +1,351 @@
+"""Log-mel feature extractor for Vocos, computed with `torch.stft` (no torchaudio)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers.audio_utils import mel_filter_bank
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+__all__ = ["VocosFeatureExtractor"]
+
+# Integer PCM is scaled to [-1, 1) the way soundfile reads it as float: divide by 2**(bits - 1); unsigned 8-bit
+# audio is offset-binary (128 is silence).
+_PCM_SCALE = {np.dtype(np.int8): 2.0**7, np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+
+
+def audio_to_float_list(raw_audio: Any, argument_name: str = "raw_speech") -> list[np.ndarray]:
+    """Validate mono audio, single or batched, and return it as a list of 1-D float32 arrays.
+
+    Accepts a 1-D numpy array / torch tensor / list of numbers (one clip), a 2-D array or tensor `(batch, samples)`,
+    or a list of 1-D clips of any lengths. Integer PCM is converted with the rule in `_PCM_SCALE`. Raises
+    `TypeError`/`ValueError` naming `argument_name` for anything else: multi-channel audio, NaN/Inf, empty clips.
+    """
+    if isinstance(raw_audio, (np.ndarray, torch.Tensor)):
+        array = _to_numpy(raw_audio, argument_name)
+        if array.ndim == 1:
+            clips = [array]
+        elif array.ndim == 2:
+            rows, columns = array.shape
+            if columns <= 8 and rows > columns:
+                raise ValueError(
+                    f"`{argument_name}` has shape {tuple(array.shape)}, which looks like (samples, channels) "
+                    "multi-channel audio; Vocos takes mono audio: mix it down first, e.g. `audio.mean(axis=-1)`. "
+                    "A 2-D input is read as a batch of shape (batch, samples)."
+                )
+            clips = list(array)
+        else:
+            raise ValueError(
+                f"`{argument_name}` must be mono audio of shape (samples,) or a batch of shape (batch, samples), got "
+                f"an array of shape {tuple(array.shape)}; mix multi-channel audio down to mono first."
+            )
+    elif isinstance(raw_audio, (list, tuple)):
+        if len(raw_audio) == 0:
+            raise ValueError(f"`{argument_name}` is an empty list; expected audio samples or a list of clips.")
+        if all(isinstance(value, numbers.Real) for value in raw_audio):
+            clips = [_to_numpy(np.asarray(raw_audio), argument_name)]
+        else:
+            clips = []
+            for index, clip in enumerate(raw_audio):
+                name = f"{argument_name}[{index}]"
+                if isinstance(clip, (list, tuple)):
+                    clip = np.asarray(clip)
+                if not isinstance(clip, (np.ndarray, torch.Tensor)):
+                    raise TypeError(
+                        f"`{name}` is a {type(clip).__name__}; expected a 1-D numpy array, torch tensor or list of samples."
+                    )
+                clip = _to_numpy(clip, name)
+                if clip.ndim != 1:
+                    raise ValueError(
+                        f"`{name}` has shape {tuple(clip.shape)}; each clip must be mono audio of shape (samples,). "
+                        "Mix multi-channel audio down to mono first, e.g. `audio.mean(axis=-1)`."
+                    )
+                clips.append(clip)
+    else:
+        raise TypeError(
+            f"`{argument_name}` is a {type(raw_audio).__name__}; expected a numpy array, a torch tensor, a list of "
+            "samples or a list of clips."
+        )
+
+    for index, clip in enumerate(clips):
+        name = argument_name if len(clips) == 1 else f"{argument_name}[{index}]"
+        if clip.size == 0:
+            raise ValueError(f"`{name}` is empty (0 samples); expected at least one sample of audio.")
+        if not np.isfinite(clip).all():
+            raise ValueError(f"`{name}` contains NaN or infinite samples; expected finite audio.")
+    return clips
+
+
+def check_sampling_rate(sampling_rate: int | None, expected: int, owner: str) -> None:
+    """Raise if `sampling_rate` differs from `expected`; warn once if it was not given."""
+    if sampling_rate is None:
+        logger.warning_once(
+            f"`sampling_rate` was not passed to {owner}; pass it to catch audio at the wrong rate (this model "
+            f"expects {expected} Hz)."
+        )
+    elif sampling_rate != expected:
+        raise ValueError(
+            f"`sampling_rate`={sampling_rate!r} Hz, but this model works at {expected} Hz: resample the audio first "
+            "(e.g. `librosa.resample` or `scipy.signal.resample_poly`)."
+        )
+
+
+def _to_numpy(array: np.ndarray | torch.Tensor, argument_name: str) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        if array.is_complex() or array.dtype == torch.bool:
+            raise TypeError(f"`{argument_name}` has dtype {array.dtype}; expected real-valued audio samples.")
+        if array.is_floating_point():
+            array = array.detach().to("cpu", torch.float32)
+        array = array.detach().cpu().numpy()
+    if array.dtype.kind == "f":
+        return array.astype(np.float32, copy=False)
+    if array.dtype in _PCM_SCALE:
+        return (array.astype(np.float32) / np.float32(_PCM_SCALE[array.dtype])).astype(np.float32)
+    if array.dtype == np.uint8:
+        return ((array.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    if array.dtype.kind in "iu":
+        raise TypeError(
+            f"`{argument_name}` has integer dtype {array.dtype}, whose full scale is ambiguous; pass float audio in "
+            "[-1, 1], or int8/uint8/int16/int32 PCM (divided by 2**(bits-1), uint8 offset by 128)."
+        )
+    raise TypeError(f"`{argument_name}` has dtype {array.dtype}; expected real-valued audio samples.")
+
+
+class VocosFeatureExtractor(SequenceFeatureExtractor):
+    r"""
+    Computes the log-mel spectrogram that Vocos is conditioned on, exactly as the original `vocos` package does
+    (torchaudio's `MelSpectrogram(power=1)`, then `log(clamp(mel, min=1e-7))`), with `torch.stft` and
+    `transformers.audio_utils.mel_filter_bank` instead of torchaudio.
+
+    Each clip is padded at its own edges (reflect), transformed, and only then are the feature frames of a batch
+    padded to a common length, so every item of a ragged batch gets exactly the features it gets alone; the returned
+    `attention_mask` marks its valid frames.
+
+    Args:
+        feature_size (`int`, *optional*, defaults to 100):
+            Number of mel bins.
+        sampling_rate (`int`, *optional*, defaults to 24000):
+            Sampling rate the audio must have, in Hz.
+        n_fft (`int`, *optional*, defaults to 1024):
+            FFT size.
+        hop_length (`int`, *optional*, defaults to 256):
+            Hop between frames, in samples.
+        win_length (`int`, *optional*):
+            Length of the periodic Hann window (zero-padded to `n_fft` on both sides). Defaults to `n_fft`.
+        f_min (`float`, *optional*, defaults to 0.0):
+            Lowest frequency of the mel filters, in Hz.
+        f_max (`float`, *optional*):
+            Highest frequency of the mel filters, in Hz. Defaults to `sampling_rate / 2`.
+        mel_scale (`str`, *optional*, defaults to `"htk"`):
+            Mel scale of the filters: `"htk"`, `"slaney"` or `"kaldi"`.
+        mel_norm (`str`, *optional*):
+            `None` (triangles of height 1, as the original) or `"slaney"` (area normalisation, as librosa's default
+            and HiFi-GAN).
+        stft_padding (`str`, *optional*, defaults to `"center"`):
+            `"center"`: reflect-pad `n_fft // 2` samples on each side (T samples give `1 + T // hop_length` frames).
+            `"same"`: reflect-pad `(n_fft - hop_length) // 2` on each side, no centring (the original's "same", which
+            pairs with an ISTFT head with "same" padding).
+        log_floor (`float`, *optional*, defaults to 1e-7):
+            Mel magnitudes are clamped to at least this value before the natural log.
+        padding_value (`float`, *optional*):
+            Value of the padded feature frames of a ragged batch. Defaults to `log(log_floor)`, the features of silence.
+        return_attention_mask (`bool`, *optional*, defaults to `True`):
+            Whether `__call__` returns the frame-level `attention_mask` by default.
+    """
+
+    model_input_names = ["input_features", "attention_mask"]
+
+    def __init__(
+        self,
+        feature_size: int = 100,
+        sampling_rate: int = 24000,
+        n_fft: int = 1024,
+        hop_length: int = 256,
+        win_length: int | None = None,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        mel_scale: str = "htk",
+        mel_norm: str | None = None,
+        stft_padding: str = "center",
+        log_floor: float = 1e-7,
+        padding_value: float | None = None,
+        return_attention_mask: bool = True,
+        **kwargs,
+    ):
+        for name, value in (
+            ("feature_size", feature_size),
+            ("sampling_rate", sampling_rate),
+            ("n_fft", n_fft),
+            ("hop_length", hop_length),
+        ):
+            _check_positive_int(name, value)
+        win_length = n_fft if win_length is None else win_length
+        _check_positive_int("win_length", win_length)
+        if win_length > n_fft:
+            raise ValueError(f"`win_length` ({win_length}) must not exceed `n_fft` ({n_fft}).")
+        if hop_length > win_length:
+            raise ValueError(f"`hop_length` ({hop_length}) must not exceed `win_length` ({win_length}).")
+        if stft_padding not in ("center", "same"):
+            raise ValueError(f"`stft_padding` must be 'center' or 'same', got {stft_padding!r}.")
+        if mel_scale not in ("htk", "slaney", "kaldi"):
+            raise ValueError(f"`mel_scale` must be 'htk', 'slaney' or 'kaldi', got {mel_scale!r}.")
+        if mel_norm not in (None, "slaney"):
+            raise ValueError(f"`mel_norm` must be None or 'slaney', got {mel_norm!r}.")
+        f_max = sampling_rate / 2 if f_max is None else f_max
+        if not (0 <= f_min < f_max <= sampling_rate / 2):
+            raise ValueError(
+                f"Mel filter edges must satisfy 0 <= f_min < f_max <= sampling_rate / 2 ({sampling_rate / 2:g} Hz), "
+                f"got f_min={f_min!r}, f_max={f_max!r}."
+            )
+        if not (isinstance(log_floor, numbers.Real) and log_floor > 0):
+            raise ValueError(f"`log_floor` must be a positive number, got {log_floor!r}.")
+        if padding_value is None:
+            padding_value = math.log(log_floor)
+
+        super().__init__(
+            feature_size=feature_size,
+            sampling_rate=sampling_rate,
+            padding_value=padding_value,
+            return_attention_mask=return_attention_mask,
+            **kwargs,
+        )
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.win_length = win_length
+        self.f_min = f_min
+        self.f_max = f_max
+        self.mel_scale = mel_scale
+        self.mel_norm = mel_norm
+        self.stft_padding = stft_padding
+        self.log_floor = log_floor
+        # `mel_filters` and `window` are derived state: `FeatureExtractionMixin.to_dict` leaves both out of the JSON.
+        self.mel_filters = mel_filter_bank(
+            num_frequency_bins=n_fft // 2 + 1,
+            num_mel_filters=feature_size,
+            min_frequency=f_min,
+            max_frequency=f_max,
+            sampling_rate=sampling_rate,
+            norm=mel_norm,
+            mel_scale=mel_scale,
+        ).astype(np.float32)
+        self.window = torch.hann_window(win_length, periodic=True).numpy()
+
+    @property
+    def edge_padding(self) -> int:
+        """Samples of reflect padding added at each edge of a clip."""
+        if self.stft_padding == "center":
+            return self.n_fft // 2
+        return (self.n_fft - self.hop_length) // 2
+
+    @property
+    def min_num_samples(self) -> int:
+        """Shortest clip that can be transformed: reflect padding needs more samples than it pads, and the padded clip
+        must hold one FFT frame."""
+        return max(self.edge_padding + 1, self.n_fft - 2 * self.edge_padding)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Number of feature frames a clip of `num_samples` samples gives."""
+        return (num_samples + 2 * self.edge_padding - self.n_fft) // self.hop_length + 1
+
+    def __call__(
+        self,
+        raw_speech: np.ndarray | torch.Tensor | list,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+        return_attention_mask: bool | None = None,
+        pad_to_multiple_of: int | None = None,
+        device: str | torch.device = "cpu",
+        **kwargs,
+    ) -> BatchFeature:
+        """
+        Compute log-mel features of one clip or a batch of clips.
+
+        Args:
+            raw_speech (`np.ndarray`, `torch.Tensor`, `list[float]` or a list of those):
+                Mono audio: one clip of shape `(samples,)`, a batch `(batch, samples)`, or a list of clips of any
+                lengths. Float audio is used as is; int8/int16/int32 PCM is divided by `2**(bits - 1)` and uint8 PCM
+                is mapped with `(x - 128) / 128`.
+            sampling_rate (`int`, *optional*):
+                Sampling rate of `raw_speech`. Strongly recommended: a rate other than `self.sampling_rate` raises.
+            return_tensors (`str`, *optional*):
+                `"pt"` for torch tensors, `"np"` (or `None`) for numpy arrays.
+            return_attention_mask (`bool`, *optional*):
+                Whether to return the frame-level `attention_mask` (defaults to `self.return_attention_mask`).
+            pad_to_multiple_of (`int`, *optional*):
+                Pad the frame axis of the batch to a multiple of this (handy for static shapes).
+            device (`str` or `torch.device`, *optional*, defaults to `"cpu"`):
+                Device the STFT runs on.
+
+        Returns:
+            [`BatchFeature`] with `input_features` of shape `(batch, feature_size, frames)` (always batched) and
+            `attention_mask` of shape `(batch, frames)` (1 on valid frames).
+        """
+        if kwargs:
+            raise TypeError(f"VocosFeatureExtractor got unexpected keyword arguments: {sorted(kwargs)}.")
+        check_sampling_rate(sampling_rate, self.sampling_rate, type(self).__name__)
+        if pad_to_multiple_of is not None:
+            _check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
+        clips = audio_to_float_list(raw_speech, "raw_speech")
+        for index, clip in enumerate(clips):
+            if clip.shape[0] < self.min_num_samples:
+                name = "raw_speech" if len(clips) == 1 else f"raw_speech[{index}]"
+                raise ValueError(
+                    f"`{name}` has {clip.shape[0]} samples; with stft_padding={self.stft_padding!r} and "
+                    f"n_fft={self.n_fft} the reflect padding needs at least {self.min_num_samples} samples "
+                    f"({self.min_num_samples / self.sampling_rate * 1000:.1f} ms). Pad the clip (e.g. with zeros) first."
+                )
+
+        features, frame_counts = self._log_mel(clips, torch.device(device))
+        total_frames = features.shape[-1]
+        if pad_to_multiple_of is not None:
+            total_frames = -(-total_frames // pad_to_multiple_of) * pad_to_multiple_of
+            features = torch.nn.functional.pad(features, (0, total_frames - features.shape[-1]))
+        attention_mask = torch.arange(total_frames, device=features.device)[None, :] < frame_counts[:, None].to(
+            features.device
+        )
+        features = features.masked_fill(~attention_mask[:, None, :], self.padding_value)
+
+        data = {"input_features": features}
+        if return_attention_mask if return_attention_mask is not None else self.return_attention_mask:
+            data["attention_mask"] = attention_mask.to(torch.int32)
+        if return_tensors not in ("pt", "pytorch"):
+            if return_tensors not in (None, "np", "numpy"):
+                raise ValueError(f"`return_tensors` must be 'pt', 'np' or None, got {return_tensors!r}.")
+            data = {key: value.cpu().numpy() for key, value in data.items()}
+            return BatchFeature(data)
+        return BatchFeature(data, tensor_type="pt")
+
+    def _log_mel(self, clips: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel of each clip, padded at its own edges; returns (batch, n_mels, max_frames) and the frame counts."""
+        pad = self.edge_padding
+        padded_lengths = [clip.shape[0] + 2 * pad for clip in clips]
+        signal = torch.zeros(len(clips), max(padded_lengths), device=device)
+        for index, clip in enumerate(clips):
+            clip = torch.from_numpy(clip).to(device)
+            signal[index, : padded_lengths[index]] = torch.nn.functional.pad(clip[None], (pad, pad), mode="reflect")[0]
+        spectrum = torch.stft(
+            signal,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=torch.from_numpy(self.window).to(device),
+            center=False,
+            return_complex=True,
+        ).abs()
+        # (batch, freq, frames) -> (batch, frames, freq) @ (freq, mels) -> (batch, mels, frames), as torchaudio.
+        mel = torch.matmul(spectrum.transpose(-1, -2), torch.from_numpy(self.mel_filters).to(device)).transpose(-1, -2)
+        features = torch.log(torch.clamp(mel, min=self.log_floor))
+        frame_counts = torch.tensor([self.num_frames(clip.shape[0]) for clip in clips])
+        return features, frame_counts
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")

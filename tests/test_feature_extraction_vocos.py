@@ -1,0 +1,193 @@
+"""VocosFeatureExtractor: equal to an independent log-mel (librosa), ragged batches, input types, errors."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+from conftest import speech_like
+from transformers import AutoFeatureExtractor
+
+from hf_vocos import VocosConfig, VocosFeatureExtractor
+
+# (our kwargs, the same settings spelled for librosa)
+CONVENTIONS = {
+    "original-center": ({}, {"sr": 24000, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 100, "htk": True, "norm": None, "fmin": 0.0, "fmax": None}),
+    "original-same": ({"stft_padding": "same"}, {"sr": 24000, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 100, "htk": True, "norm": None, "fmin": 0.0, "fmax": None}),
+    # HiFi-GAN's front end: 22.05 kHz, 80 slaney mels with area normalisation, 0-8 kHz, "same" padding.
+    "hifigan-22khz": (
+        {"sampling_rate": 22050, "feature_size": 80, "f_max": 8000.0, "mel_scale": "slaney", "mel_norm": "slaney", "stft_padding": "same"},
+        {"sr": 22050, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 80, "htk": False, "norm": "slaney", "fmin": 0.0, "fmax": 8000.0},
+    ),
+    # A window shorter than the FFT, and a raised f_min.
+    "short-window": (
+        {"sampling_rate": 16000, "n_fft": 1024, "hop_length": 200, "win_length": 800, "feature_size": 64, "f_min": 55.0, "f_max": 7600.0},
+        {"sr": 16000, "n_fft": 1024, "hop": 200, "win": 800, "n_mels": 64, "htk": True, "norm": None, "fmin": 55.0, "fmax": 7600.0},
+    ),
+}
+
+
+def librosa_log_mel(audio: np.ndarray, spec: dict, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 log-mel from librosa: reflect-pad `pad` samples, uncentred STFT, magnitude, mel filters, log."""
+    padded = np.pad(audio.astype(np.float64), (pad, pad), mode="reflect")
+    magnitude = np.abs(
+        librosa.stft(padded, n_fft=spec["n_fft"], hop_length=spec["hop"], win_length=spec["win"], window="hann", center=False)
+    )
+    filters = librosa.filters.mel(
+        sr=spec["sr"], n_fft=spec["n_fft"], n_mels=spec["n_mels"], fmin=spec["fmin"], fmax=spec["fmax"], htk=spec["htk"], norm=spec["norm"]
+    )
+    mel = filters @ magnitude
+    return mel, filters
+
+
+@pytest.mark.parametrize("name", sorted(CONVENTIONS))
+def test_matches_librosa(name):
+    ours, spec = CONVENTIONS[name]
+    extractor = VocosFeatureExtractor(**ours)
+    audio = speech_like(int(1.3 * spec["sr"]), spec["sr"], seed=3)
+    features = extractor(audio, sampling_rate=spec["sr"], return_tensors="np")["input_features"][0]
+    reference, filters = librosa_log_mel(audio, spec, extractor.edge_padding)
+
+    assert features.shape == reference.shape == (spec["n_mels"], extractor.num_frames(len(audio)))
+    np.testing.assert_allclose(extractor.mel_filters.T, filters, rtol=0, atol=1e-6)
+    # Our STFT runs in float32, as the original's: relative to each frame's peak, the mel agrees to float32 rounding
+    # (the same pipeline in float64 agrees with librosa to 1e-12). In the log domain that rounding is largest in
+    # quiet, narrow bins, hence the looser bound there.
+    mel = np.exp(features)
+    significant = reference > 1e-7
+    relative = np.abs(mel - reference)[significant] / np.broadcast_to(reference.max(axis=0), reference.shape)[significant]
+    assert relative.max() < 1e-5
+    np.testing.assert_allclose(features, np.log(np.maximum(reference, 1e-7)), rtol=0, atol=5e-3)
+
+
+def test_frame_counts_follow_padding():
+    center = VocosFeatureExtractor()
+    same = VocosFeatureExtractor(stft_padding="same")
+    for length in (513, 1000, 24000, 24001):
+        assert center.num_frames(length) == 1 + length // 256
+        assert center(np.zeros(length, np.float32), sampling_rate=24000)["input_features"].shape[-1] == 1 + length // 256
+        assert same(np.zeros(length, np.float32), sampling_rate=24000)["input_features"].shape[-1] == (length + 768 - 1024) // 256 + 1
+
+
+def test_ragged_batch_items_equal_solo():
+    extractor = VocosFeatureExtractor()
+    clips = [speech_like(n, seed=i) for i, n in enumerate((24000, 7001, 513, 15360))]
+    batch = extractor(clips, sampling_rate=24000, return_tensors="pt")
+    frames = [extractor.num_frames(len(clip)) for clip in clips]
+    assert batch["input_features"].shape == (4, 100, max(frames))
+    assert batch["attention_mask"].dtype == torch.int32
+    assert batch["attention_mask"].sum(dim=1).tolist() == frames
+    for index, clip in enumerate(clips):
+        solo = extractor(clip, sampling_rate=24000, return_tensors="pt")["input_features"][0]
+        torch.testing.assert_close(batch["input_features"][index, :, : frames[index]], solo, rtol=0, atol=1e-6)
+        padded = batch["input_features"][index, :, frames[index] :]
+        assert torch.all(padded == extractor.padding_value)
+    assert extractor.padding_value == pytest.approx(np.log(1e-7))
+
+
+def test_pad_to_multiple_of_and_no_mask():
+    extractor = VocosFeatureExtractor()
+    out = extractor([np.zeros(2000, np.float32)], sampling_rate=24000, pad_to_multiple_of=16, return_tensors="np")
+    assert out["input_features"].shape == (1, 100, 16)
+    assert out["attention_mask"].sum() == extractor.num_frames(2000)
+    assert "attention_mask" not in extractor(np.zeros(2000, np.float32), sampling_rate=24000, return_attention_mask=False)
+
+
+def test_input_types_agree(speech):
+    extractor = VocosFeatureExtractor()
+    expected = extractor(speech, sampling_rate=24000)["input_features"]
+    assert isinstance(expected, np.ndarray) and expected.dtype == np.float32
+    for variant in (torch.from_numpy(speech), speech.tolist(), speech.astype(np.float64), speech[None], [speech], torch.from_numpy(speech)[None].double()):
+        np.testing.assert_array_equal(extractor(variant, sampling_rate=24000)["input_features"], expected)
+    as_tensors = extractor(speech, sampling_rate=24000, return_tensors="pt")
+    assert isinstance(as_tensors["input_features"], torch.Tensor)
+
+
+def test_integer_pcm_is_scaled(speech):
+    extractor = VocosFeatureExtractor()
+    pcm16 = np.round(speech * 32767).astype(np.int16)
+    expected = extractor(pcm16.astype(np.float32) / 32768, sampling_rate=24000)["input_features"]
+    np.testing.assert_allclose(extractor(pcm16, sampling_rate=24000)["input_features"], expected, rtol=0, atol=1e-6)
+    pcm32 = pcm16.astype(np.int32) * 65536
+    np.testing.assert_allclose(extractor(pcm32, sampling_rate=24000)["input_features"], expected, rtol=0, atol=1e-6)
+    pcm8 = (np.round(speech * 127) + 128).astype(np.uint8)
+    np.testing.assert_allclose(
+        extractor(pcm8, sampling_rate=24000)["input_features"],
+        extractor((pcm8.astype(np.float32) - 128) / 128, sampling_rate=24000)["input_features"],
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "audio, error, match",
+    [
+        (np.zeros((24000, 2), np.float32), ValueError, r"raw_speech.*\(samples, channels\).*mono"),
+        ([np.zeros((2, 24000), np.float32)], ValueError, r"raw_speech\[0\].*mono"),
+        (np.zeros((1, 2, 24000), np.float32), ValueError, r"raw_speech.*mono"),
+        (np.array([0.0, np.nan] * 2000, np.float32), ValueError, r"raw_speech.*NaN or infinite"),
+        ([np.zeros(3000, np.float32), np.full(3000, np.inf, np.float32)], ValueError, r"raw_speech\[1\].*NaN or infinite"),
+        (np.zeros(0, np.float32), ValueError, r"raw_speech.*empty"),
+        ([], ValueError, r"raw_speech.*empty"),
+        (np.zeros(512, np.float32), ValueError, r"raw_speech.*512 samples.*at least 513"),
+        (np.arange(4000, dtype=np.int64), TypeError, r"raw_speech.*int64.*ambiguous"),
+        (np.zeros(4000, bool), TypeError, r"raw_speech.*bool"),
+        (torch.zeros(4000, dtype=torch.complex64), TypeError, r"raw_speech.*real-valued"),
+        ("audio.wav", TypeError, r"raw_speech.*str"),
+        ([np.zeros(4000, np.float32), "x"], TypeError, r"raw_speech\[1\].*str"),
+    ],
+)
+def test_bad_audio_raises(audio, error, match):
+    with pytest.raises(error, match=match):
+        VocosFeatureExtractor()(audio, sampling_rate=24000)
+
+
+def test_wrong_sampling_rate_raises(speech):
+    with pytest.raises(ValueError, match=r"sampling_rate.*16000.*24000"):
+        VocosFeatureExtractor()(speech, sampling_rate=16000)
+
+
+def test_short_audio_minimum_depends_on_padding():
+    same = VocosFeatureExtractor(stft_padding="same")
+    assert same.min_num_samples == 385
+    assert same(np.zeros(385, np.float32), sampling_rate=24000)["input_features"].shape == (1, 100, 1)
+    with pytest.raises(ValueError, match="at least 385"):
+        same(np.zeros(384, np.float32), sampling_rate=24000)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"stft_padding": "valid"}, "stft_padding"),
+        ({"mel_scale": "bark"}, "mel_scale"),
+        ({"mel_norm": "l2"}, "mel_norm"),
+        ({"f_max": 13000.0}, "f_max"),
+        ({"win_length": 2048}, "win_length"),
+        ({"hop_length": 0}, "hop_length"),
+        ({"log_floor": 0.0}, "log_floor"),
+    ],
+)
+def test_bad_settings_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VocosFeatureExtractor(**kwargs)
+
+
+def test_unknown_call_argument_raises(speech):
+    with pytest.raises(TypeError, match="truncation"):
+        VocosFeatureExtractor()(speech, sampling_rate=24000, truncation=True)
+
+
+def test_save_load_round_trip_and_auto(tmp_path, speech):
+    extractor = VocosFeatureExtractor(**CONVENTIONS["hifigan-22khz"][0])
+    extractor.save_pretrained(tmp_path)
+    saved = (tmp_path / "preprocessor_config.json").read_text()
+    assert '"mel_filters"' not in saved and '"window"' not in saved
+    reloaded = VocosFeatureExtractor.from_pretrained(tmp_path)
+    assert reloaded.to_dict() == extractor.to_dict()
+    audio = speech_like(22050, 22050)
+    np.testing.assert_array_equal(
+        reloaded(audio, sampling_rate=22050)["input_features"], extractor(audio, sampling_rate=22050)["input_features"]
+    )
+    VocosConfig().save_pretrained(tmp_path)
+    assert type(AutoFeatureExtractor.from_pretrained(tmp_path)) is VocosFeatureExtractor
