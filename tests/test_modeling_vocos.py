@@ -1,0 +1,226 @@
+"""VocosModel: parity with the original vocos/encodec classes, ragged batches, save/load, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import RELEASE_ENCODEC, SMALL_ENCODEC, SMALL_MEL, randomize_, speech_like
+from reference import build_encodec_vocos, build_mel_vocos, decode_features, encodec_codes
+from transformers import AutoModel
+
+from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosOutput
+from hf_vocos.conversion import convert_original_state_dict
+
+BANDWIDTHS = [1.5, 3.0, 6.0, 12.0]
+
+
+def ours_from_original(original: torch.nn.Module, config: VocosConfig) -> VocosModel:
+    """Our model holding the original's weights (all keys accounted for, derived buffers checked)."""
+    weights, dropped = convert_original_state_dict(original.state_dict())
+    model = VocosModel(config).eval()
+    model.load_state_dict(weights, strict=True)
+    torch.testing.assert_close(dropped["head.istft.window"], model.head.istft.window, rtol=0, atol=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def mel_pair():
+    original = build_mel_vocos(seed=0)
+    return original, ours_from_original(original, VocosConfig())
+
+
+@pytest.fixture(scope="module")
+def encodec_pair():
+    original = build_encodec_vocos(seed=0)
+    return original, ours_from_original(original, VocosConfig(**RELEASE_ENCODEC))
+
+
+def test_mel_parity_with_original(mel_pair):
+    original, ours = mel_pair
+    extractor = VocosFeatureExtractor()
+    clips = np.stack([speech_like(24000, seed=1), speech_like(24000, seed=2)])
+    features = torch.from_numpy(extractor(clips, sampling_rate=24000)["input_features"])
+    expected = decode_features(original, features)
+    with torch.no_grad():
+        output = ours(input_features=features)
+    assert isinstance(output, VocosOutput)
+    assert output.audio.shape == expected.shape == (2, 93 * 256)
+    assert output.audio.dtype == torch.float32
+    torch.testing.assert_close(output.audio, expected, rtol=0, atol=1e-5)
+    assert output.attention_mask.shape == output.audio.shape and bool(output.attention_mask.all())
+    assert expected.abs().max() > 0.05  # a real signal, not a degenerate one
+
+
+@pytest.mark.parametrize("bandwidth_id, bandwidth", list(enumerate(BANDWIDTHS)))
+def test_encodec_parity_with_original(encodec_pair, bandwidth_id, bandwidth):
+    original, ours = encodec_pair
+    audio = torch.from_numpy(np.stack([speech_like(24000, seed=4), speech_like(24000, seed=5)]))
+    # The original's whole copy-synthesis: its EnCodec encodes, its codebook table embeds, its backbone decodes.
+    with torch.inference_mode():
+        expected = original(audio, bandwidth_id=torch.tensor([bandwidth_id]))
+    codes = encodec_codes(original.feature_extractor.encodec, audio, bandwidth)
+    assert codes.shape == (ours.config.num_quantizers_for_bandwidth(bandwidth), 2, 75)
+    with torch.no_grad():
+        output = ours(codes=codes, bandwidth=bandwidth)
+        features = ours.codes_to_features(codes, bandwidth)
+    assert output.audio.shape == expected.shape == (2, 75 * 320)
+    torch.testing.assert_close(output.audio, expected, rtol=0, atol=1e-5)
+    with torch.inference_mode():
+        torch.testing.assert_close(features, original.codes_to_features(codes), rtol=0, atol=1e-6)
+    # The features path (embedding computed elsewhere) gives the same audio.
+    with torch.no_grad():
+        torch.testing.assert_close(ours(input_features=features, bandwidth=bandwidth).audio, output.audio, rtol=0, atol=0)
+
+
+def test_unbatched_codes_and_features(encodec_pair):
+    _, ours = encodec_pair
+    codes = torch.randint(0, 1024, (8, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        unbatched = ours(codes=codes, bandwidth=6.0).audio
+        batched = ours(codes=codes[:, None], bandwidth=6.0).audio
+        from_numpy = ours(codes=codes.numpy().astype(np.int32), bandwidth=np.float32(6.0)).audio
+    assert unbatched.shape == (1, 40 * 320)
+    torch.testing.assert_close(unbatched, batched, rtol=0, atol=0)
+    torch.testing.assert_close(from_numpy, batched, rtol=0, atol=0)
+
+
+def _ragged_features(lengths, channels, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    items = [torch.randn(channels, length, generator=generator) for length in lengths]
+    batch = torch.zeros(len(items), channels, max(lengths))
+    for index, item in enumerate(items):
+        batch[index, :, : item.shape[-1]] = item
+    mask = (torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]).long()
+    return items, batch, mask
+
+
+@pytest.mark.parametrize("variant", ["mel", "encodec"])
+def test_ragged_batch_items_equal_solo(variant):
+    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
+    model = randomize_(VocosModel(config), seed=1)
+    lengths = [37, 90, 1, 2, 64]
+    kwargs = {} if variant == "mel" else {"bandwidth": 3.0}
+    items, batch, mask = _ragged_features(lengths, config.input_channels)
+    # Garbage in the padding must not leak into any item.
+    batch = batch + (1 - mask[:, None, :]) * 100.0
+    with torch.no_grad():
+        output = model(input_features=batch, attention_mask=mask, **kwargs)
+        solos = [model(input_features=item, **kwargs).audio[0] for item in items]
+    hop = config.hop_length
+    expected_lengths = [(n - 1) * hop if variant == "mel" else n * hop for n in lengths]
+    assert output.attention_mask.sum(dim=1).tolist() == expected_lengths
+    assert output.audio.shape[1] == max(expected_lengths)
+    for index, solo in enumerate(solos):
+        assert solo.shape[0] == expected_lengths[index]
+        torch.testing.assert_close(output.audio[index, : solo.shape[0]], solo, rtol=0, atol=1e-5)
+        assert torch.all(output.audio[index, solo.shape[0] :] == 0)
+
+
+def test_ragged_codes_items_equal_solo():
+    config = VocosConfig(**SMALL_ENCODEC)
+    model = randomize_(VocosModel(config), seed=2)
+    generator = torch.Generator().manual_seed(3)
+    lengths = [20, 7, 33]
+    items = [torch.randint(0, 1024, (4, n), generator=generator) for n in lengths]
+    codes = torch.zeros(4, 3, 33, dtype=torch.long)
+    for index, item in enumerate(items):
+        codes[:, index, : item.shape[1]] = item
+    mask = (torch.arange(33)[None, :] < torch.tensor(lengths)[:, None]).int()
+    with torch.no_grad():
+        output = model(codes=codes, bandwidth=3.0, attention_mask=mask)
+        for index, item in enumerate(items):
+            solo = model(codes=item, bandwidth=3.0).audio[0]
+            torch.testing.assert_close(output.audio[index, : solo.shape[0]], solo, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["mel", "encodec"])
+def test_save_load_round_trip(tmp_path, variant):
+    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
+    model = randomize_(VocosModel(config), seed=4)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and not (tmp_path / "pytorch_model.bin").exists()
+    reloaded = VocosModel.from_pretrained(tmp_path).eval()
+    auto = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(auto) is VocosModel
+    # The ISTFT window is not saved: it must come back from the config, not uninitialised memory.
+    torch.testing.assert_close(reloaded.head.istft.window, torch.hann_window(config.n_fft), rtol=0, atol=0)
+    features = torch.randn(2, config.input_channels, 30, generator=torch.Generator().manual_seed(5))
+    kwargs = {} if variant == "mel" else {"bandwidth": 12.0}
+    with torch.no_grad():
+        expected = model(input_features=features, **kwargs).audio
+        torch.testing.assert_close(reloaded(input_features=features, **kwargs).audio, expected, rtol=0, atol=0)
+        torch.testing.assert_close(auto(input_features=features, **kwargs).audio, expected, rtol=0, atol=0)
+
+
+def test_return_dict_false_and_no_grad_needed():
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
+    features = torch.randn(1, 100, 12)
+    audio, mask = model(input_features=features, return_dict=False)
+    assert audio.shape == mask.shape == (1, 11 * 256)
+    audio.sum().backward()  # trainable end to end
+    assert model.backbone.embed.weight.grad is not None
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL))).train()
+    features = torch.randn(2, 100, 30, generator=torch.Generator().manual_seed(6))
+    model(input_features=features).audio.square().sum().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.activation_checkpointing_enable()
+    assert model.is_activation_checkpointing
+    model(input_features=features).audio.square().sum().backward()
+    for parameter, gradient in zip(model.parameters(), expected):
+        torch.testing.assert_close(parameter.grad, gradient, rtol=0, atol=1e-6)
+
+
+def test_window_shorter_than_fft_matches_torch_istft():
+    config = VocosConfig(**SMALL_MEL, n_fft=512, win_length=400, hop_length=100)
+    model = randomize_(VocosModel(config))
+    hidden = torch.randn(2, 25, config.hidden_size)
+    with torch.no_grad():
+        projected = model.head.out(hidden).transpose(1, 2)
+        magnitude, phase = projected.chunk(2, dim=1)
+        spectrum = torch.polar(torch.exp(magnitude).clip(max=100.0), phase)
+        expected = torch.istft(spectrum, 512, 100, 400, torch.hann_window(400), center=True)
+        torch.testing.assert_close(model.head(hidden), expected, rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small_models():
+    return randomize_(VocosModel(VocosConfig(**SMALL_MEL))), randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)))
+
+
+@pytest.mark.parametrize(
+    "variant, kwargs, error, match",
+    [
+        ("mel", {}, ValueError, "exactly one of `input_features`.*neither"),
+        ("mel", {"input_features": torch.zeros(1, 100, 5), "codes": torch.zeros(2, 1, 5, dtype=torch.long)}, ValueError, "exactly one.*both"),
+        ("mel", {"input_features": torch.zeros(1, 100, 5), "bandwidth": 1.5}, ValueError, "`bandwidth`.*mel model"),
+        ("mel", {"codes": torch.zeros(2, 1, 5, dtype=torch.long)}, ValueError, "`codes`.*mel model"),
+        ("mel", {"input_features": torch.zeros(1, 80, 5)}, ValueError, r"`input_features`.*\(batch, 100, frames\).*\(1, 80, 5\)"),
+        ("mel", {"input_features": torch.zeros(1, 100, 5, dtype=torch.long)}, TypeError, "`input_features`.*floating-point.*int64"),
+        ("mel", {"input_features": [[0.0] * 5] * 100}, TypeError, "`input_features`.*list"),
+        ("mel", {"input_features": torch.zeros(1, 100, 0)}, ValueError, "`input_features`.*0 frames"),
+        ("mel", {"input_features": torch.full((1, 100, 5), float("nan"))}, ValueError, "`input_features`.*NaN or infinite"),
+        ("mel", {"input_features": torch.full((1, 100, 5), float("inf"))}, ValueError, "`input_features`.*NaN or infinite"),
+        ("mel", {"input_features": torch.zeros(2, 100, 5), "attention_mask": torch.ones(2, 4)}, ValueError, r"`attention_mask`.*\(2, 5\)"),
+        ("mel", {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.tensor([[0, 1, 1, 1, 1]])}, ValueError, "`attention_mask`.*right padding"),
+        ("mel", {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.zeros(1, 5)}, ValueError, "`attention_mask`.*no valid frame"),
+        ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long)}, ValueError, "`bandwidth` is required"),
+        ("encodec", {"input_features": torch.zeros(1, 128, 5)}, ValueError, "`bandwidth` is required"),
+        ("encodec", {"codes": torch.zeros(8, 1, 5), "bandwidth": 6.0}, TypeError, "`codes`.*integer dtype.*float32"),
+        ("encodec", {"codes": torch.full((8, 1, 5), 1024), "bandwidth": 6.0}, ValueError, r"`codes` values.*\[0, 1024\).*\[1024, 1024\]"),
+        ("encodec", {"codes": torch.full((8, 1, 5), -1), "bandwidth": 6.0}, ValueError, r"`codes` values.*\[0, 1024\)"),
+        ("encodec", {"codes": torch.zeros(4, 1, 5, dtype=torch.long), "bandwidth": 6.0}, ValueError, r"`codes` has 4 codebooks.*6 kbps uses 8"),
+        ("encodec", {"codes": torch.zeros(2, 1, 1, 5, dtype=torch.long), "bandwidth": 1.5}, ValueError, r"`codes` must have shape"),
+        ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": 24.0}, ValueError, r"`bandwidth`=24.0 kbps is not one of.*\[1.5, 3.0, 6.0, 12.0\]"),
+        ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": "6"}, TypeError, "`bandwidth` must be a number"),
+        ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": torch.tensor([6.0, 3.0])}, ValueError, "`bandwidth` must be a single number"),
+    ],
+)
+def test_bad_inputs_raise(small_models, variant, kwargs, error, match):
+    model = small_models[0] if variant == "mel" else small_models[1]
+    with pytest.raises(error, match=match):
+        model(**kwargs)
