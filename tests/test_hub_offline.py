@@ -1,0 +1,85 @@
+"""The exact user calls, `from_pretrained("hf-audio/vocos-...")`, resolved through huggingface_hub from a Hub cache
+that the test fills itself, with `HF_HUB_OFFLINE=1` (no network here). They run in a fresh interpreter, since
+huggingface_hub reads `HF_HUB_CACHE` when it is imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL_ENCODEC, SMALL_MEL, fill_hub_cache, randomize_, speech_like, tiny_encodec_model
+
+from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
+
+USER_CODE = {
+    "encodec": """
+        processor = VocosProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")
+        model = VocosModel.from_pretrained("hf-audio/vocos-encodec-24khz")
+        assert processor.audio_tokenizer is not None
+        audio = model(**processor(audio=x, bandwidth=6.0, sampling_rate=24000)).audio
+    """,
+    "mel": """
+        processor = VocosProcessor.from_pretrained("hf-audio/vocos-mel-24khz")
+        model = VocosModel.from_pretrained("hf-audio/vocos-mel-24khz")
+        assert processor.audio_tokenizer is None
+        audio = model(**processor(audio=x, sampling_rate=24000)).audio
+    """,
+    "auto": """
+        from transformers import AutoModel, AutoProcessor
+        processor = AutoProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")
+        model = AutoModel.from_pretrained("hf-audio/vocos-encodec-24khz")
+        assert type(processor).__name__ == "VocosProcessor" and type(model).__name__ == "VocosModel"
+        audio = model(**processor(audio=x, bandwidth=6.0, sampling_rate=24000)).audio
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory):
+    """A cache holding small random checkpoints under the two released names; returns it and the in-process
+    models and processors that were saved there."""
+    root = tmp_path_factory.mktemp("hub")
+    checkpoints = {
+        "encodec": (
+            randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=11),
+            VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=tiny_encodec_model(seed=12)),
+        ),
+        "mel": (randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=13), VocosProcessor(VocosFeatureExtractor())),
+    }
+    for name, (model, processor) in checkpoints.items():
+        folder = root / f"checkpoint-{name}"
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        fill_hub_cache(root / "cache", f"hf-audio/vocos-{name}-24khz", folder)
+    return root / "cache", checkpoints
+
+
+@pytest.mark.parametrize("call", sorted(USER_CODE))
+def test_user_call_from_offline_hub_cache(tmp_path, hub_cache, call):
+    cache, checkpoints = hub_cache
+    np.save(tmp_path / "x.npy", speech_like(20000, seed=21))
+    script = "import numpy as np, torch\nfrom hf_vocos import VocosModel, VocosProcessor\n"
+    script += f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+    script += "with torch.no_grad():\n" + textwrap.indent(textwrap.dedent(USER_CODE[call]), "    ")
+    script += f"np.save({str(tmp_path / 'audio.npy')!r}, audio.numpy())\n"
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(cache),
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    env.pop("HF_TOKEN", None)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    model, processor = checkpoints["mel" if call == "mel" else "encodec"]
+    kwargs = {} if call == "mel" else {"bandwidth": 6.0}
+    with torch.no_grad():
+        expected = model(**processor(audio=np.load(tmp_path / "x.npy"), sampling_rate=24000, **kwargs)).audio
+    np.testing.assert_array_equal(np.load(tmp_path / "audio.npy"), expected.numpy())
