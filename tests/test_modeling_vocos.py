@@ -153,6 +153,18 @@ def test_save_load_round_trip(tmp_path, variant):
         torch.testing.assert_close(auto(input_features=features, **kwargs).audio, expected, rtol=0, atol=0)
 
 
+def test_bfloat16_model_keeps_an_exact_float32_istft():
+    model = VocosModel(VocosConfig(**SMALL_MEL)).to(torch.bfloat16)
+    assert model.head.istft.window.dtype == torch.bfloat16  # .to() casts buffers too
+    generator = torch.Generator().manual_seed(8)
+    spectrum = torch.complex(torch.randn(2, 513, 40, generator=generator), torch.randn(2, 513, 40, generator=generator))
+    expected = torch.istft(spectrum, 1024, 256, 1024, torch.hann_window(1024), center=True)
+    torch.testing.assert_close(model.head.istft(spectrum), expected, rtol=0, atol=1e-5)
+    with torch.no_grad():
+        audio = model(input_features=torch.randn(1, 100, 40, generator=generator)).audio
+    assert audio.dtype == torch.float32 and bool(torch.isfinite(audio).all())
+
+
 def test_return_dict_false_and_no_grad_needed():
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
     features = torch.randn(1, 100, 12)

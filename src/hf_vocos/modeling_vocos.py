@@ -170,7 +170,10 @@ class VocosISTFT(nn.Module):
         """spectrum: complex (batch, n_fft // 2 + 1, frames); frame_mask: (batch, 1, frames) or None.
         Returns (batch, num_samples(frames))."""
         num_frames = spectrum.shape[-1]
-        window = self.window.to(torch.float32)
+        window = self.window
+        if window.dtype != torch.float32:
+            # The model was cast (e.g. to bfloat16), buffers included; the ISTFT runs in float32 with the exact window.
+            window = self.make_window().to(window.device)
         frames = torch.fft.irfft(spectrum, n=self.n_fft, dim=1) * window[None, :, None]  # (batch, n_fft, frames)
         window_energy = window.square()[None, :, None].expand(1, -1, num_frames)
         if frame_mask is not None:
