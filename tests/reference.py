@@ -1,10 +1,11 @@
 """The original implementation (PyPI `vocos` 0.1.0, `encodec` 0.1.1), loaded without torchaudio.
 
 `vocos` and `encodec` import torchaudio at module load, and torchaudio cannot load with the CPU torch build. Their
-model code (backbone, heads, AdaLayerNorm, codebook embedding, the EnCodec model) never calls it, so while importing
-them we put a stand-in `torchaudio` into `sys.modules` whose every function raises, and remove it right after:
-transformers decides whether torchaudio is available by looking for the package, and must not find the stand-in.
-Nothing computed by the stand-in can serve as a reference value, since it computes nothing.
+model code (backbone, heads, AdaLayerNorm, codebook embedding, the EnCodec model) never calls it, so
+`hf_vocos.conversion.import_original_vocos` imports them under a stand-in `torchaudio` whose every function raises,
+and removes it right after: transformers decides whether torchaudio is available by looking for the package, and
+must not find the stand-in. Nothing computed by the stand-in can serve as a reference value, since it computes
+nothing; the mel buffers an original checkpoint carries are computed here with librosa instead.
 
 Everything the tests need from the original goes through this module: building models with random weights in the
 original's own classes, saving them in the original's on-disk format, and running them.
@@ -12,80 +13,19 @@ original's own classes, saving them in the original's on-disk format, and runnin
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import sys
-import types
 from pathlib import Path
 
+import librosa
+import numpy as np
 import torch
 import yaml
 
-_STAND_IN_MODULES = (
-    "torchaudio",
-    "torchaudio.transforms",
-    "torchaudio.functional",
-    "torchaudio.functional.functional",
-    "torchaudio.sox_effects",
-)
+from hf_vocos.conversion import import_original_vocos
 
-
-def _unavailable(*args, **kwargs):
-    raise RuntimeError("torchaudio stand-in: the reference implementation must not compute anything with torchaudio")
-
-
-class _Unavailable:
-    def __init__(self, *args, **kwargs):
-        _unavailable()
-
-
-@contextlib.contextmanager
-def _torchaudio_stand_in():
-    saved = {name: sys.modules.get(name) for name in _STAND_IN_MODULES}
-    modules = {name: types.ModuleType(name) for name in _STAND_IN_MODULES}
-    for name in ("MelSpectrogram", "Spectrogram", "Resample"):
-        setattr(modules["torchaudio.transforms"], name, _Unavailable)
-    for name in ("_hz_to_mel", "_mel_to_hz"):
-        setattr(modules["torchaudio.functional.functional"], name, _unavailable)
-    modules["torchaudio.functional"].resample = _unavailable
-    modules["torchaudio.functional"].functional = modules["torchaudio.functional.functional"]
-    modules["torchaudio"].load = modules["torchaudio"].save = _unavailable
-    modules["torchaudio"].transforms = modules["torchaudio.transforms"]
-    modules["torchaudio"].functional = modules["torchaudio.functional"]
-    modules["torchaudio"].sox_effects = modules["torchaudio.sox_effects"]
-    sys.modules.update(modules)
-    try:
-        yield
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-def _import_original():
-    with _torchaudio_stand_in():
-        modules = {
-            name: importlib.import_module(name)
-            for name in (
-                "encodec",
-                "encodec.model",
-                "vocos",
-                "vocos.pretrained",
-                "vocos.models",
-                "vocos.heads",
-                "vocos.modules",
-                "vocos.feature_extractors",
-                "vocos.spectral_ops",
-            )
-        }
-    return types.SimpleNamespace(**{name.replace(".", "_"): module for name, module in modules.items()})
-
-
-original = _import_original()
+original = import_original_vocos()
 # Kept before build_encodec_vocos temporarily replaces the class's factory (EncodecFeatures calls it to download).
 _encodec_24khz_factory = original.encodec_model.EncodecModel.encodec_model_24khz
+
 
 # Release sizes of the two published checkpoints (from their config.yaml files).
 MEL_24KHZ = {
@@ -185,9 +125,7 @@ def build_encodec_vocos(seed: int = 0, **overrides) -> torch.nn.Module:
     generator = torch.Generator().manual_seed(seed + 1)
     _randomize(model.backbone, generator)
     _randomize(model.head, generator)
-    with torch.no_grad():
-        codebooks = model.feature_extractor.codebook_weights
-        codebooks.copy_(torch.randn(codebooks.shape, generator=generator))
+    # The codebook table stays what EncodecFeatures made it: the (random) EnCodec codebooks, concatenated.
     return model.eval()
 
 
@@ -213,13 +151,65 @@ def encodec_codes(encodec_model, audio: torch.Tensor, bandwidth: float) -> torch
         return encodec_model.quantizer.encode(embeddings, encodec_model.frame_rate, encodec_model.bandwidth)
 
 
-def save_original_checkpoint(model: torch.nn.Module, folder: Path, config: dict) -> Path:
+def mel_buffers(sample_rate, n_fft, n_mels, f_min=0.0, f_max=None, norm=None, mel_scale="htk") -> dict:
+    """The buffers torchaudio's MelSpectrogram puts in a mel checkpoint's state dict (its Hann window and its filter
+    bank, (n_fft // 2 + 1, n_mels)), computed independently: librosa's filters with the same conventions."""
+    filters = librosa.filters.mel(
+        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max, htk=mel_scale == "htk", norm=norm
+    )
+    return {
+        "feature_extractor.mel_spec.spectrogram.window": torch.hann_window(n_fft),
+        "feature_extractor.mel_spec.mel_scale.fb": torch.from_numpy(np.ascontiguousarray(filters.T, dtype=np.float32)),
+    }
+
+
+def mel_config_yaml(feature_args: dict, dim: int, intermediate_dim: int, num_layers: int, head_n_fft=None) -> dict:
+    """An original mel config.yaml, released layout."""
+    return {
+        "feature_extractor": {"class_path": "vocos.feature_extractors.MelSpectrogramFeatures", "init_args": feature_args},
+        "backbone": {
+            "class_path": "vocos.models.VocosBackbone",
+            "init_args": {"input_channels": feature_args["n_mels"], "dim": dim, "intermediate_dim": intermediate_dim, "num_layers": num_layers},
+        },
+        "head": {
+            "class_path": "vocos.heads.ISTFTHead",
+            "init_args": {"dim": dim, "n_fft": head_n_fft or feature_args["n_fft"], "hop_length": feature_args["hop_length"], "padding": feature_args["padding"]},
+        },
+    }
+
+
+def encodec_config_yaml(sizes: dict = ENCODEC_24KHZ) -> dict:
+    """The released EnCodec Vocos config.yaml."""
+    return {
+        "feature_extractor": {
+            "class_path": "vocos.feature_extractors.EncodecFeatures",
+            "init_args": {"encodec_model": "encodec_24khz", "bandwidths": sizes["bandwidths"], "train_codebooks": False},
+        },
+        "backbone": {
+            "class_path": "vocos.models.VocosBackbone",
+            "init_args": {
+                "input_channels": 128,
+                "dim": sizes["dim"],
+                "intermediate_dim": sizes["intermediate_dim"],
+                "num_layers": sizes["num_layers"],
+                "adanorm_num_embeddings": len(sizes["bandwidths"]),
+            },
+        },
+        "head": {
+            "class_path": "vocos.heads.ISTFTHead",
+            "init_args": {"dim": sizes["dim"], "n_fft": sizes["n_fft"], "hop_length": sizes["hop_length"], "padding": sizes["padding"]},
+        },
+    }
+
+
+def save_original_checkpoint(model: torch.nn.Module, folder: Path, config: dict, extra: dict | None = None) -> Path:
     """Write `config.yaml` + `pytorch_model.bin` in the original's layout. The state dict leaves out the EnCodec
-    weights, as the released `pytorch_model.bin` does."""
+    weights, as the released `pytorch_model.bin` does; `extra` adds entries (the mel buffers)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state_dict = {k: v for k, v in model.state_dict().items() if not k.startswith("feature_extractor.encodec.")}
+    state_dict.update(extra or {})
     torch.save(state_dict, folder / "pytorch_model.bin")
     with open(folder / "config.yaml", "w") as handle:
-        yaml.safe_dump(config, handle)
+        yaml.safe_dump(config, handle, sort_keys=False)
     return folder

@@ -13,11 +13,16 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_vocos import VocosConfig
 
+logger = logging.get_logger(__name__)
+
 __all__ = ["VocosModel", "VocosOutput", "VocosPreTrainedModel"]
+
+# from_pretrained arguments that locate files, passed on when looking for an original-format checkpoint.
+_HUB_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "subfolder")
 
 
 @dataclass
@@ -269,6 +274,38 @@ class VocosModel(VocosPreTrainedModel):
         self.backbone = VocosBackbone(config)
         self.head = VocosISTFTHead(config)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        r"""
+        Load a model saved with `save_pretrained` (a folder or a Hub repository), as any transformers model.
+
+        A folder or repository in the original `vocos` format (`config.yaml` + `pytorch_model.bin`, e.g.
+        `charactr/vocos-mel-24khz`) is converted on the fly with `hf_vocos.conversion`, with a log line saying so;
+        `dtype` and a single-device `device_map` are honoured then. Save the result with `save_pretrained` to skip
+        the conversion next time.
+        """
+        from .conversion import convert_original_checkpoint, find_original_checkpoint
+
+        original = None
+        if pretrained_model_name_or_path is not None and not model_args:
+            original = find_original_checkpoint(
+                pretrained_model_name_or_path, **{key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+            )
+        if original is None:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        logger.warning(
+            f"{pretrained_model_name_or_path} is an original Vocos checkpoint (config.yaml + pytorch_model.bin): "
+            "converting it on the fly. model.save_pretrained(folder) keeps the converted model."
+        )
+        model, _ = convert_original_checkpoint(*original)
+        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+        if dtype not in (None, "auto"):
+            model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        device = kwargs.get("device_map")
+        if isinstance(device, (str, torch.device, int)) and device != "auto":
+            model.to(device)
+        return model
 
     def forward(
         self,

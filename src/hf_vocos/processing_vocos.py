@@ -9,8 +9,11 @@ import numpy as np
 import torch
 from transformers import BatchFeature, EncodecModel, ProcessorMixin
 from transformers.processing_utils import AUDIO_TOKENIZER_KWARGS
+from transformers.utils import logging
 
 from .feature_extraction_vocos import audio_to_float_list, check_sampling_rate
+
+logger = logging.get_logger(__name__)
 
 __all__ = ["VocosProcessor"]
 
@@ -276,6 +279,30 @@ class VocosProcessor(ProcessorMixin):
             repo_id = kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
             self.push_to_hub(repo_id, **kwargs)
         return saved
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        r"""
+        Load a processor saved with `save_pretrained` (a folder or a Hub repository), EnCodec tokenizer included.
+
+        A folder or repository in the original `vocos` format (`config.yaml` + `pytorch_model.bin`) gives the
+        equivalent processor, with a log line saying so (for EnCodec checkpoints its tokenizer is
+        `facebook/encodec_24khz`, loaded on first use).
+        """
+        from .conversion import DEFAULT_ENCODEC_REPO, configs_from_original, find_original_checkpoint, read_original_config
+
+        hub_kwargs = {key: kwargs[key] for key in ("cache_dir", "revision", "token", "local_files_only", "force_download", "subfolder") if key in kwargs}
+        original = find_original_checkpoint(pretrained_model_name_or_path, **hub_kwargs)
+        if original is None:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        logger.warning(
+            f"{pretrained_model_name_or_path} is an original Vocos checkpoint (config.yaml): building the equivalent "
+            "processor. processor.save_pretrained(folder) keeps it."
+        )
+        config, extractor = configs_from_original(read_original_config(original[0]))
+        if config.is_codes_model:
+            return cls(extractor, encodec_name_or_path=DEFAULT_ENCODEC_REPO)
+        return cls(extractor)
 
     @classmethod
     def get_processor_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
