@@ -159,7 +159,8 @@ def test_bfloat16_model_keeps_an_exact_float32_istft():
     generator = torch.Generator().manual_seed(8)
     spectrum = torch.complex(torch.randn(2, 513, 40, generator=generator), torch.randn(2, 513, 40, generator=generator))
     expected = torch.istft(spectrum, 1024, 256, 1024, torch.hann_window(1024), center=True)
-    torch.testing.assert_close(model.head.istft(spectrum), expected, rtol=0, atol=1e-5)
+    real, imag = spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)  # (batch, frames, bins)
+    torch.testing.assert_close(model.head.istft(real, imag), expected, rtol=0, atol=1e-5)
     with torch.no_grad():
         audio = model(input_features=torch.randn(1, 100, 40, generator=generator)).audio
     assert audio.dtype == torch.float32 and bool(torch.isfinite(audio).all())
@@ -197,6 +198,29 @@ def test_window_shorter_than_fft_matches_torch_istft():
         spectrum = torch.polar(torch.exp(magnitude).clip(max=100.0), phase)
         expected = torch.istft(spectrum, 512, 100, 400, torch.hann_window(400), center=True)
         torch.testing.assert_close(model.head(hidden), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_fft, hop, win", [(1024, 256, 1024), (1280, 320, 1280), (512, 100, 400), (600, 150, 600)])
+@pytest.mark.parametrize("use_dft_matmul", [False, True])
+def test_istft_equals_torch_istft(n_fft, hop, win, use_dft_matmul):
+    """Both overlap-add paths (shifted adds when hop divides n_fft, fold otherwise) and both inverse transforms (FFT,
+    DFT-basis matmul for export) equal torch.istft(center=True)."""
+    istft = VocosModel(VocosConfig(**SMALL_MEL, n_fft=n_fft, hop_length=hop, win_length=win)).head.istft
+    istft.use_dft_matmul = use_dft_matmul
+    generator = torch.Generator().manual_seed(n_fft)
+    spectrum = torch.complex(torch.randn(2, n_fft // 2 + 1, 37, generator=generator), torch.randn(2, n_fft // 2 + 1, 37, generator=generator))
+    expected = torch.istft(spectrum, n_fft, hop, win, torch.hann_window(win), center=True)
+    torch.testing.assert_close(istft(spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)), expected, rtol=0, atol=1e-5)
+
+
+def test_same_padding_istft_equals_the_originals():
+    original = build_encodec_vocos(seed=3).head.istft
+    istft = VocosModel(VocosConfig(**SMALL_ENCODEC)).head.istft
+    generator = torch.Generator().manual_seed(1)
+    spectrum = torch.complex(torch.randn(2, 641, 29, generator=generator), torch.randn(2, 641, 29, generator=generator))
+    for use_dft_matmul in (False, True):
+        istft.use_dft_matmul = use_dft_matmul
+        torch.testing.assert_close(istft(spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)), original(spectrum), rtol=0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
