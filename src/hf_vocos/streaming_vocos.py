@@ -1,0 +1,174 @@
+"""Streaming and chunked decoding for `VocosModel`: long or live inputs with bounded memory, same audio as `forward`.
+
+Why it is exact. Only the convolutions mix frames, and each reaches `kernel_size // 2` frames further, so a frame's
+hidden state depends on `model.backbone.receptive_radius` frames on each side (27 for the released models). Decoding a
+window of frames with at least that much real context on each side therefore gives the interior frames exactly the
+hidden states of a full decode; at the true start and end, the zero padding is the full decode's own. The inverse STFT
+is an overlap-add: a sample is final once every frame overlapping it has been added, so each step emits the samples
+before its last frame's start and carries the rest (`n_fft - hop_length` samples of signal and window energy) into
+the next step.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+__all__ = ["VocosStreamingDecoder", "decode_chunked"]
+
+
+class VocosStreamingDecoder:
+    r"""
+    Decodes input frames that arrive in pieces: `push` each piece, get back the audio that is final so far; `flush`
+    at the end for the rest. The concatenated audio equals [`VocosModel`]'s `forward` on the whole input (to
+    float32 rounding).
+
+    Args:
+        model ([`VocosModel`]): the vocoder (in eval mode).
+        bandwidth (`float`, *optional*): kbps, for EnCodec models (as in `forward`).
+        context_frames (`int`, *optional*): frames of context decoded on each side of new frames. Defaults to, and
+            must be at least, `model.backbone.receptive_radius`. Audio for a frame comes out once this many later
+            frames have been pushed.
+
+    The batch dimension is fixed by the first push (all items advance together; decode ragged batches with
+    `VocosModel.decode_chunked`, which handles them item by item).
+    """
+
+    def __init__(self, model, bandwidth: float | torch.Tensor | None = None, context_frames: int | None = None):
+        radius = model.backbone.receptive_radius
+        if context_frames is None:
+            context_frames = radius
+        if isinstance(context_frames, bool) or not isinstance(context_frames, numbers.Integral):
+            raise TypeError(f"`context_frames` must be an integer, got {context_frames!r}.")
+        if context_frames < radius:
+            raise ValueError(
+                f"`context_frames`={context_frames} is too small: the backbone's receptive field reaches {radius} frames "
+                f"on each side, so chunks need at least {radius} frames of context to decode exactly."
+            )
+        self.model = model
+        self.context_frames = int(context_frames)
+        self.bandwidth = bandwidth
+        istft = model.head.istft
+        self._hop = istft.hop_length
+        self._trim = istft.trim
+        self._carried = istft.n_fft - istft.hop_length
+        # Validates `bandwidth` against the model before any frame arrives.
+        self._bandwidth_id = model.bandwidth_id(bandwidth)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all input and start a new stream."""
+        self._features = None  # (batch, channels, frames) kept for context and not yet decoded frames
+        self._features_start = 0  # global index of the first kept frame
+        self._received = 0  # frames pushed so far
+        self._decoded = 0  # frames whose windowed time frames have been overlap-added
+        self._signal = None  # (batch, n_fft - hop) overlap-added signal not final yet
+        self._energy = None  # (1, n_fft - hop) the window energy under it
+        self._finished = False
+
+    @property
+    def latency_frames(self) -> int:
+        """Frames that must follow a frame before its audio is emitted."""
+        return self.context_frames
+
+    def push(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Add input frames: features `(batch, channels, frames)` / `(channels, frames)`, or integer EnCodec codes
+        `(num_quantizers, batch, frames)` / `(num_quantizers, frames)`. Returns the float32 audio `(batch, samples)`
+        that became final (possibly 0 samples)."""
+        if self._finished:
+            raise RuntimeError("This stream was flushed; call reset() to start a new one.")
+        if not isinstance(chunk, torch.Tensor):
+            raise TypeError(f"`chunk` must be a torch.Tensor of features or codes, got {type(chunk).__name__}.")
+        is_codes = not (chunk.is_floating_point() or chunk.is_complex())
+        features, _, _ = self.model.prepare_inputs(
+            input_features=None if is_codes else chunk, codes=chunk if is_codes else None, bandwidth=self.bandwidth
+        )
+        if self._features is None:
+            self._features = features
+        else:
+            if features.shape[0] != self._features.shape[0]:
+                raise ValueError(
+                    f"`chunk` has batch size {features.shape[0]}, but this stream started with {self._features.shape[0]}."
+                )
+            self._features = torch.cat([self._features, features], dim=-1)
+        self._received += features.shape[-1]
+        return self._advance(self._received - self.context_frames, final=False)
+
+    def flush(self) -> torch.Tensor:
+        """End the stream: decode the remaining frames and return the rest of the audio."""
+        if self._finished:
+            raise RuntimeError("This stream was already flushed; call reset() to start a new one.")
+        self._finished = True
+        if self._received == 0:
+            return torch.zeros(0, 0)
+        return self._advance(self._received, final=True)
+
+    @torch.no_grad()
+    def _advance(self, end: int, final: bool) -> torch.Tensor:
+        start = self._decoded
+        batch_size = self._features.shape[0]
+        istft = self.model.head.istft
+        if end > start:
+            window_start = max(0, start - self.context_frames)
+            window = self._features[..., window_start - self._features_start :]
+            frames = self.model.decode_frames(window, bandwidth_id=self._bandwidth_id)
+            frames = frames[:, start - window_start : end - window_start]
+            signal = istft.overlap_add(frames)
+            energy = istft.window_envelope(None, frames.shape[1])
+            if self._signal is not None:
+                signal[:, : self._carried] += self._signal
+                energy[:, : self._carried] += self._energy
+        elif final and self._signal is not None:
+            signal, energy = self._signal, self._energy
+        else:
+            return self._features.new_zeros(batch_size, 0, dtype=torch.float32)
+
+        # Samples before the start of frame `end` have all their frames; at the end of the stream, all have.
+        ready = signal.shape[-1] if final else (end - start) * self._hop
+        first = start * self._hop  # position of signal[:, 0] in the untrimmed overlap-added stream
+        self._signal, self._energy = signal[:, ready:], energy[:, ready:]
+        self._decoded = max(end, start)
+        # Keep only the frames later steps still read: their context and those not decoded yet.
+        keep_from = max(0, self._decoded - self.context_frames)
+        self._features = self._features[..., keep_from - self._features_start :]
+        self._features_start = keep_from
+
+        low = max(first, self._trim)
+        high = first + ready - (self._trim if final else 0)
+        if high <= low:
+            return signal.new_zeros(batch_size, 0)
+        return istft.normalize(signal[:, low - first : high - first], energy[:, low - first : high - first])
+
+def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chunk_size, context_frames, return_dict):
+    """`VocosModel.decode_chunked`: see its docstring."""
+    from .modeling_vocos import VocosOutput
+
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
+        raise TypeError(f"`chunk_size` must be an integer number of frames, got {chunk_size!r}.")
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be at least 1 frame, got {chunk_size}.")
+    return_dict = return_dict if return_dict is not None else model.config.return_dict
+    features, frame_mask, _ = model.prepare_inputs(input_features, codes, bandwidth, attention_mask)
+    batch_size, _, num_frames = features.shape
+    lengths = [num_frames] * batch_size if frame_mask is None else frame_mask.sum(dim=(1, 2)).long().tolist()
+    istft = model.head.istft
+    audio = torch.zeros(batch_size, istft.num_samples(num_frames), device=features.device)
+    sample_mask = torch.zeros(audio.shape, dtype=torch.int32, device=features.device)
+    # Items of equal length advance together; a ragged batch is decoded item by item, each exactly as alone.
+    groups = [list(range(batch_size))] if frame_mask is None else [[index] for index in range(batch_size)]
+    for items in groups:
+        length = lengths[items[0]]
+        decoder = VocosStreamingDecoder(model, bandwidth=bandwidth, context_frames=context_frames)
+        position = 0
+        for start in range(0, length, chunk_size):
+            piece = decoder.push(features[items, :, start : min(start + chunk_size, length)])
+            audio[items, position : position + piece.shape[-1]] = piece
+            position += piece.shape[-1]
+        piece = decoder.flush()
+        audio[items, position : position + piece.shape[-1]] = piece
+        position += piece.shape[-1]
+        sample_mask[items, :position] = 1
+    if not return_dict:
+        return audio, sample_mask
+    return VocosOutput(audio=audio, attention_mask=sample_mask)

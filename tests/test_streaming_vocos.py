@@ -1,0 +1,127 @@
+"""Chunked and streaming decoding: equal to the full decode, for both variants and both ISTFT paddings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import SMALL_ENCODEC, SMALL_MEL, randomize_
+
+from hf_vocos import VocosConfig, VocosModel
+from hf_vocos.streaming_vocos import VocosStreamingDecoder
+
+VARIANTS = {
+    "mel-center": SMALL_MEL,
+    "mel-same": {**SMALL_MEL, "istft_padding": "same"},
+    "encodec-same": SMALL_ENCODEC,
+    "encodec-center": {**SMALL_ENCODEC, "istft_padding": "center"},
+}
+CHUNK_SIZES = [1, 2, 7, 26, 27, 28, 61, 173, 500]
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def case(request):
+    model = randomize_(VocosModel(VocosConfig(**VARIANTS[request.param])), seed=3)
+    generator = torch.Generator().manual_seed(4)
+    if model.config.is_codes_model:
+        inputs, kwargs = {"codes": torch.randint(0, 1024, (8, 2, 173), generator=generator)}, {"bandwidth": 6.0}
+    else:
+        inputs, kwargs = {"input_features": torch.randn(2, 100, 173, generator=generator)}, {}
+    with torch.no_grad():
+        full = model(**inputs, **kwargs)
+    return model, inputs, kwargs, full
+
+
+@pytest.mark.parametrize("chunk_size", CHUNK_SIZES)
+def test_decode_chunked_equals_full_decode(case, chunk_size):
+    model, inputs, kwargs, full = case
+    with torch.no_grad():
+        output = model.decode_chunked(**inputs, **kwargs, chunk_size=chunk_size)
+    assert output.audio.shape == full.audio.shape
+    torch.testing.assert_close(output.audio, full.audio, rtol=0, atol=1e-5)
+    torch.testing.assert_close(output.attention_mask, full.attention_mask, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("piece_sizes", [[13], [1], [5, 40, 1, 90, 3], [173]])
+def test_stream_equals_full_decode(case, piece_sizes):
+    model, inputs, kwargs, full = case
+    (name, tensor), = inputs.items()
+    pieces, start, index = [], 0, 0
+    while start < tensor.shape[-1]:
+        size = piece_sizes[index % len(piece_sizes)]
+        pieces.append(tensor[..., start : start + size])
+        start, index = start + size, index + 1
+    with torch.no_grad():
+        streamed = list(model.stream(iter(pieces), **kwargs))
+    assert all(piece.shape[0] == 2 and piece.shape[1] > 0 for piece in streamed)
+    torch.testing.assert_close(torch.cat(streamed, dim=-1), full.audio, rtol=0, atol=1e-5)
+
+
+def test_audio_comes_out_after_the_receptive_field():
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
+    decoder = VocosStreamingDecoder(model)
+    radius = model.backbone.receptive_radius
+    assert radius == decoder.latency_frames == 3 + 2 * 3
+    with torch.no_grad():
+        assert decoder.push(torch.randn(1, 100, radius)).shape == (1, 0)
+        # Frame 0..4 become final: 5 hops, minus the 512-sample "center" trim.
+        assert decoder.push(torch.randn(100, 5)).shape == (1, 5 * 256 - 512)
+        assert decoder.flush().shape[-1] > 0
+    with pytest.raises(RuntimeError, match="flushed"):
+        decoder.push(torch.randn(1, 100, 3))
+    decoder.reset()
+    with torch.no_grad():
+        assert decoder.push(torch.randn(1, 100, 40)).shape[-1] > 0
+
+
+def test_ragged_batch_decodes_each_item_as_alone():
+    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=5)
+    lengths = [50, 13, 31]
+    codes = torch.randint(0, 1024, (4, 3, 50), generator=torch.Generator().manual_seed(6))
+    mask = (torch.arange(50)[None, :] < torch.tensor(lengths)[:, None]).int()
+    with torch.no_grad():
+        full = model(codes=codes, bandwidth=3.0, attention_mask=mask)
+        chunked = model.decode_chunked(codes=codes, bandwidth=3.0, attention_mask=mask, chunk_size=8)
+    torch.testing.assert_close(chunked.attention_mask, full.attention_mask, rtol=0, atol=0)
+    torch.testing.assert_close(chunked.audio, full.audio, rtol=0, atol=1e-5)
+
+
+def test_memory_does_not_grow_with_the_stream():
+    """The decoder keeps only context and undecoded frames, and the overlap-add tail, whatever the length."""
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
+    decoder = VocosStreamingDecoder(model)
+    with torch.no_grad():
+        for _ in range(50):
+            decoder.push(torch.randn(1, 100, 64))
+            assert decoder._features.shape[-1] <= 64 + 2 * decoder.context_frames
+            assert decoder._signal.shape[-1] == 1024 - 256
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"chunk_size": 0}, ValueError, "`chunk_size` must be at least 1 frame, got 0"),
+        ({"chunk_size": -5}, ValueError, "`chunk_size` must be at least 1 frame, got -5"),
+        ({"chunk_size": 2.5}, TypeError, "`chunk_size` must be an integer"),
+        ({"chunk_size": 16, "context_frames": 3}, ValueError, "`context_frames`=3 is too small.*at least 9 frames"),
+        ({"chunk_size": 16, "context_frames": "all"}, TypeError, "`context_frames` must be an integer"),
+        ({"chunk_size": 16, "bandwidth": 6.0}, ValueError, "`bandwidth`.*mel model"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, error, match):
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
+    with pytest.raises(error, match=match):
+        model.decode_chunked(input_features=torch.randn(1, 100, 20), **kwargs)
+
+
+def test_bad_stream_inputs_raise():
+    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)))
+    with pytest.raises(ValueError, match="`bandwidth` is required"):
+        VocosStreamingDecoder(model)
+    decoder = VocosStreamingDecoder(model, bandwidth=1.5)
+    with pytest.raises(ValueError, match="`codes` has 4 codebooks, but 1.5 kbps uses 2"):
+        decoder.push(torch.zeros(4, 1, 5, dtype=torch.long))
+    with pytest.raises(TypeError, match="`chunk` must be a torch.Tensor"):
+        decoder.push([[0, 1]])
+    decoder.push(torch.zeros(2, 1, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch size 3, but this stream started with 1"):
+        decoder.push(torch.zeros(2, 3, 5, dtype=torch.long))
