@@ -1,4 +1,4 @@
-# `make test`: create .venv if missing, install torch (CPU wheel), the package with [dev] and the reference
+# `make test`: create .venv if missing, install torch (CPU wheel), the package with [dev,onnx] and the reference
 # implementation, then run the test suite. Re-running skips installs that are already done.
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +14,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python setup.py
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
 	# The original implementation, for parity tests: without its torchaudio requirement (see setup.py).
 	$(BIN)/python -m pip install --quiet --no-deps "vocos==0.1.0" "encodec==0.1.1"
 	@! $(BIN)/python -m pip show --quiet torchaudio 2>/dev/null || (echo "torchaudio is installed in $(VENV): it cannot load with the CPU torch build; uninstall it" && exit 1)

@@ -32,5 +32,7 @@ setup(
             "einops",
             "pyyaml",
         ],
+        # ONNX export (hf_vocos.onnx_export) and running the exported graph.
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.5"],
     },
 )

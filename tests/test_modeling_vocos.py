@@ -260,3 +260,50 @@ def test_bad_inputs_raise(small_models, variant, kwargs, error, match):
     model = small_models[0] if variant == "mel" else small_models[1]
     with pytest.raises(error, match=match):
         model(**kwargs)
+
+
+def _snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    return float(10 * torch.log10(reference.square().sum() / (reference - estimate).square().sum()))
+
+
+def test_bfloat16_inference_keeps_30_db_snr(mel_pair):
+    """bfloat16 weights and activations (the fast CPU path): the audio stays within 30 dB SNR of float32."""
+    _, ours = mel_pair
+    extractor = VocosFeatureExtractor()
+    features = torch.from_numpy(extractor(speech_like(3 * 24000, seed=11), sampling_rate=24000)["input_features"])
+    half = VocosModel(ours.config).eval()
+    half.load_state_dict(ours.state_dict())
+    half.to(torch.bfloat16)
+    with torch.no_grad():
+        reference = ours(input_features=features).audio
+        audio = half(input_features=features).audio
+    assert audio.dtype == torch.float32
+    assert _snr_db(reference, audio) >= 30.0
+
+
+def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
+    """CPU inference tiles the MLP (and fuses GELU into oneDNN's matmul where available); training runs it whole.
+    Both must compute the same function."""
+    import hf_vocos.modeling_vocos as modeling
+
+    monkeypatch.setattr(modeling, "_MLP_TILE_FRAMES", 64)  # several tiles on a short input
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=12)
+    features = torch.randn(2, 100, 150, generator=torch.Generator().manual_seed(13))
+    with torch.no_grad():
+        tiled = model(input_features=features).audio
+    with torch.enable_grad():
+        plain = model(input_features=features).audio.detach()
+    torch.testing.assert_close(tiled, plain, rtol=0, atol=1e-5)
+    monkeypatch.setattr(modeling, "_ONEDNN_LINEAR_GELU", False)
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
+
+
+def test_torch_compile_equals_eager():
+    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=14)
+    compiled = torch.compile(model)
+    generator = torch.Generator().manual_seed(15)
+    with torch.no_grad():
+        for frames in (40, 67):  # a second length exercises the dynamic-shape graph
+            codes = torch.randint(0, 1024, (4, 2, frames), generator=generator)
+            torch.testing.assert_close(compiled(codes=codes, bandwidth=3.0).audio, model(codes=codes, bandwidth=3.0).audio, rtol=0, atol=1e-5)

@@ -191,6 +191,15 @@ class VocosConfig(PreTrainedConfig):
         return self.sampling_rate / self.hop_length
 
     @property
+    def istft_trim(self) -> int:
+        """Samples the inverse STFT trims from each end of the overlap-added signal."""
+        return self.n_fft // 2 if self.istft_padding == "center" else (self.n_fft - self.hop_length) // 2
+
+    def num_samples(self, num_frames):
+        """Output samples for `num_frames` input frames (an int or an integer tensor)."""
+        return (num_frames - 1) * self.hop_length + self.n_fft - 2 * self.istft_trim
+
+    @property
     def is_codes_model(self) -> bool:
         """Whether the model has a codebook embedding table and takes EnCodec `codes`."""
         return self.bandwidths is not None

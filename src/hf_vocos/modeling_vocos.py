@@ -217,25 +217,25 @@ class VocosISTFT(nn.Module):
         self.n_fft = config.n_fft
         self.hop_length = config.hop_length
         self.win_length = config.win_length
-        self.padding = config.istft_padding
-        self.use_dft_matmul = False
+        self.trim = config.istft_trim
         # Derived from the config, so not saved; `_init_weights` refills it after a meta-device load.
         self.register_buffer("window", self.make_window(), persistent=False)
+        self.dft_basis = None
+
+    @property
+    def use_dft_matmul(self) -> bool:
+        """Whether `frames` multiplies by the inverse DFT basis (kept as a buffer while on) instead of an FFT."""
+        return self.dft_basis is not None
+
+    @use_dft_matmul.setter
+    def use_dft_matmul(self, enabled: bool) -> None:
+        self.dft_basis = self.inverse_dft_basis() if enabled else None
 
     def make_window(self) -> torch.Tensor:
         """Periodic Hann window of `win_length`, zero-padded to `n_fft` on both sides (as `torch.istft` does)."""
         window = torch.hann_window(self.win_length, periodic=True)
         left = (self.n_fft - self.win_length) // 2
         return nn.functional.pad(window, (left, self.n_fft - self.win_length - left))
-
-    @property
-    def trim(self) -> int:
-        """Samples removed at the start (and end) of the overlap-added signal."""
-        return self.n_fft // 2 if self.padding == "center" else (self.n_fft - self.hop_length) // 2
-
-    def num_samples(self, num_frames: int | torch.Tensor) -> int | torch.Tensor:
-        """Output samples for `num_frames` frames."""
-        return (num_frames - 1) * self.hop_length + self.n_fft - 2 * self.trim
 
     def _float_window(self) -> torch.Tensor:
         window = self.window
@@ -262,8 +262,8 @@ class VocosISTFT(nn.Module):
     def frames(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
         """One-sided spectrum (batch, frames, n_fft // 2 + 1) as real and imaginary parts -> windowed time frames
         (batch, frames, n_fft)."""
-        if self.use_dft_matmul:
-            return torch.cat([real, imag], dim=-1) @ self.inverse_dft_basis()
+        if self.dft_basis is not None:
+            return torch.cat([real, imag], dim=-1) @ self.dft_basis.to(real.device)
         frames = torch.fft.irfft(torch.complex(real, imag), n=self.n_fft, dim=-1)
         return frames * self._float_window()
 
@@ -304,7 +304,7 @@ class VocosISTFT(nn.Module):
         return torch.where(covered, audio / torch.where(covered, envelope, 1.0), 0.0)
 
     def synthesize(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Windowed frames (batch, frames, n_fft), zero where masked -> audio (batch, num_samples(frames)): overlap-add,
+        """Windowed frames (batch, frames, n_fft), zero where masked -> audio (batch, config.num_samples(frames)): overlap-add,
         trim, and divide by the window envelope of the frames present."""
         audio = self.overlap_add(frames)
         envelope = self.window_envelope(frame_mask, frames.shape[1])
@@ -313,7 +313,7 @@ class VocosISTFT(nn.Module):
 
     def forward(self, real: torch.Tensor, imag: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """real, imag: (batch, frames, n_fft // 2 + 1); frame_mask: (batch, frames, 1) or None.
-        Returns (batch, num_samples(frames))."""
+        Returns (batch, config.num_samples(frames))."""
         frames = self.frames(real, imag)
         return self.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
 
@@ -467,7 +467,7 @@ class VocosModel(VocosPreTrainedModel):
         if frame_mask is None:
             sample_mask = torch.ones(audio.shape, dtype=torch.int32, device=audio.device)
         else:
-            num_samples = self.head.istft.num_samples(frame_mask.sum(dim=(1, 2)).long())
+            num_samples = self.config.num_samples(frame_mask.sum(dim=(1, 2)).long())
             sample_mask = (torch.arange(audio.shape[-1], device=audio.device)[None, :] < num_samples[:, None]).int()
             audio = audio * sample_mask
         if not return_dict:
@@ -567,108 +567,130 @@ class VocosModel(VocosPreTrainedModel):
         """Embed EnCodec `codes` `(num_quantizers, batch, frames)` (or `(num_quantizers, frames)`) into backbone input
         features `(batch, codebook_dim, frames)`: the sum of each codebook's entry. Validates the codes against
         `bandwidth`."""
-        if self.codebook_embedding is None:
-            raise ValueError(
-                "`codes` were given, but this is a mel model (config.bandwidths is None): pass `input_features` "
-                "(log-mel from VocosFeatureExtractor) instead, or load an EnCodec Vocos checkpoint."
-            )
-        if bandwidth is None:
-            raise ValueError(f"`bandwidth` is required with `codes`: one of {self.config.bandwidths} kbps.")
-        bandwidth = _bandwidth_value(bandwidth)
-        self.config.bandwidth_index(bandwidth)
-        if isinstance(codes, np.ndarray):
-            codes = torch.from_numpy(codes)
-        if not isinstance(codes, torch.Tensor):
-            raise TypeError(f"`codes` must be a torch.Tensor or numpy array of integers, got {type(codes).__name__}.")
-        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
-            raise TypeError(f"`codes` must have an integer dtype (codebook indices), got {codes.dtype}.")
-        if codes.dim() == 2:
-            codes = codes[:, None, :]
-        if codes.dim() != 3:
-            raise ValueError(
-                f"`codes` must have shape (num_quantizers, batch, frames) or (num_quantizers, frames), got "
-                f"{tuple(codes.shape)}."
-            )
-        expected = self.config.num_quantizers_for_bandwidth(bandwidth)
-        if codes.shape[0] != expected:
-            raise ValueError(
-                f"`codes` has {codes.shape[0]} codebooks, but {bandwidth:g} kbps uses {expected}: codes shape must be "
-                f"({expected}, batch, frames)."
-            )
-        if codes.shape[-1] == 0:
-            raise ValueError("`codes` has 0 frames; expected at least one frame.")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size):
-            raise ValueError(
-                f"`codes` values must lie in [0, {self.config.codebook_size}), got values in "
-                f"[{int(codes.min())}, {int(codes.max())}]."
-            )
-        codes = codes.to(device=self.codebook_embedding.weight.device, dtype=torch.long)
-        return self.codebook_embedding(codes)
+        codes = check_codes(self.config, codes, bandwidth)
+        return self.codebook_embedding(codes.to(device=self.codebook_embedding.weight.device))
 
     def bandwidth_id(self, bandwidth: float | torch.Tensor | None) -> torch.Tensor | None:
         """The adaptive-norm row for `bandwidth` (kbps) as a tensor `(1,)`, or None when the norms are not
         bandwidth-conditioned. Raises `ValueError` for a missing or unknown bandwidth."""
-        if bandwidth is None:
-            if self.config.use_adaptive_norm:
-                raise ValueError(
-                    f"`bandwidth` is required for this model: one of {self.config.bandwidths} kbps "
-                    "(it picks the codebook count and the bandwidth-conditioned norms)."
-                )
-            return None
-        bandwidth = _bandwidth_value(bandwidth)
-        index = self.config.bandwidth_index(bandwidth)
-        if not self.config.use_adaptive_norm:
-            return None
-        return torch.tensor([index], device=self.device)
+        index = check_bandwidth(self.config, bandwidth)
+        return None if index is None else torch.tensor([index], device=self.device)
 
     def _check_features(self, input_features) -> torch.Tensor:
-        if isinstance(input_features, np.ndarray):
-            input_features = torch.from_numpy(input_features)
-        if not isinstance(input_features, torch.Tensor):
-            raise TypeError(f"`input_features` must be a torch.Tensor, got {type(input_features).__name__}.")
-        if not input_features.is_floating_point():
-            raise TypeError(f"`input_features` must be a floating-point tensor, got dtype {input_features.dtype}.")
-        if input_features.dim() == 2:
-            input_features = input_features[None]
-        channels = self.config.input_channels
-        if input_features.dim() != 3 or input_features.shape[1] != channels:
-            raise ValueError(
-                f"`input_features` must have shape (batch, {channels}, frames) or ({channels}, frames), got "
-                f"{tuple(input_features.shape)}."
-            )
-        if input_features.shape[-1] == 0:
-            raise ValueError("`input_features` has 0 frames; expected at least one frame.")
-        if not torch.isfinite(input_features).all():
-            raise ValueError("`input_features` contains NaN or infinite values; expected finite features.")
-        return input_features.to(device=self.device, dtype=self.dtype)
+        return check_features(self.config, input_features).to(device=self.device, dtype=self.dtype)
 
     def _check_attention_mask(self, attention_mask, features: torch.Tensor) -> torch.Tensor | None:
         """Validate a right-padding frame mask; returns it as (batch, frames, 1) in the features' dtype."""
-        if attention_mask is None:
-            return None
-        if isinstance(attention_mask, np.ndarray):
-            attention_mask = torch.from_numpy(attention_mask)
-        if not isinstance(attention_mask, torch.Tensor):
-            raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}.")
-        batch_size, _, num_frames = features.shape
-        if attention_mask.dim() == 1 and batch_size == 1:
-            attention_mask = attention_mask[None]
-        if tuple(attention_mask.shape) != (batch_size, num_frames):
+        mask = check_attention_mask(attention_mask, features.shape[0], features.shape[-1])
+        return None if mask is None else mask[:, :, None].to(device=features.device, dtype=features.dtype)
+
+
+# Input checks, shared by VocosModel and runtimes without one (the ONNX runner): each raises a ValueError/TypeError
+# naming the argument, the value and what was expected.
+
+
+def check_bandwidth(config: VocosConfig, bandwidth) -> int | None:
+    """Validate `bandwidth` (kbps) for a model; returns its adaptive-norm row, or None where the norms are not
+    bandwidth-conditioned (then `bandwidth` may be omitted, but must still be one of the model's if given)."""
+    if bandwidth is None:
+        if config.use_adaptive_norm:
             raise ValueError(
-                f"`attention_mask` must have shape (batch, frames) = ({batch_size}, {num_frames}), got "
-                f"{tuple(attention_mask.shape)}."
+                f"`bandwidth` is required for this model: one of {config.bandwidths} kbps "
+                "(it picks the codebook count and the bandwidth-conditioned norms)."
             )
-        attention_mask = attention_mask.to(features.device)
-        lengths = (attention_mask != 0).sum(dim=1)
-        prefix = torch.arange(num_frames, device=features.device)[None, :] < lengths[:, None]
-        if not torch.equal(prefix, attention_mask != 0):
-            raise ValueError(
-                "`attention_mask` must mark each item's valid frames as a prefix of ones followed by zeros "
-                "(right padding)."
-            )
-        if int(lengths.min()) == 0:
-            raise ValueError("`attention_mask` has an item with no valid frame; every item needs at least one frame.")
-        return prefix[:, :, None].to(features.dtype)
+        return None
+    index = config.bandwidth_index(_bandwidth_value(bandwidth))
+    return index if config.use_adaptive_norm else None
+
+
+def check_codes(config: VocosConfig, codes, bandwidth) -> torch.Tensor:
+    """Validate EnCodec codes for `bandwidth`; returns them as int64 (num_quantizers, batch, frames)."""
+    if not config.is_codes_model:
+        raise ValueError(
+            "`codes` were given, but this is a mel model (config.bandwidths is None): pass `input_features` "
+            "(log-mel from VocosFeatureExtractor) instead, or load an EnCodec Vocos checkpoint."
+        )
+    if bandwidth is None:
+        raise ValueError(f"`bandwidth` is required with `codes`: one of {config.bandwidths} kbps.")
+    bandwidth = _bandwidth_value(bandwidth)
+    config.bandwidth_index(bandwidth)
+    if isinstance(codes, np.ndarray):
+        codes = torch.from_numpy(codes)
+    if not isinstance(codes, torch.Tensor):
+        raise TypeError(f"`codes` must be a torch.Tensor or numpy array of integers, got {type(codes).__name__}.")
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise TypeError(f"`codes` must have an integer dtype (codebook indices), got {codes.dtype}.")
+    if codes.dim() == 2:
+        codes = codes[:, None, :]
+    if codes.dim() != 3:
+        raise ValueError(
+            f"`codes` must have shape (num_quantizers, batch, frames) or (num_quantizers, frames), got "
+            f"{tuple(codes.shape)}."
+        )
+    expected = config.num_quantizers_for_bandwidth(bandwidth)
+    if codes.shape[0] != expected:
+        raise ValueError(
+            f"`codes` has {codes.shape[0]} codebooks, but {bandwidth:g} kbps uses {expected}: codes shape must be "
+            f"({expected}, batch, frames)."
+        )
+    if codes.shape[-1] == 0:
+        raise ValueError("`codes` has 0 frames; expected at least one frame.")
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= config.codebook_size):
+        raise ValueError(
+            f"`codes` values must lie in [0, {config.codebook_size}), got values in "
+            f"[{int(codes.min())}, {int(codes.max())}]."
+        )
+    return codes.long()
+
+
+def check_features(config: VocosConfig, input_features) -> torch.Tensor:
+    """Validate input features; returns them as a floating-point tensor (batch, input_channels, frames)."""
+    if isinstance(input_features, np.ndarray):
+        input_features = torch.from_numpy(input_features)
+    if not isinstance(input_features, torch.Tensor):
+        raise TypeError(f"`input_features` must be a torch.Tensor, got {type(input_features).__name__}.")
+    if not input_features.is_floating_point():
+        raise TypeError(f"`input_features` must be a floating-point tensor, got dtype {input_features.dtype}.")
+    if input_features.dim() == 2:
+        input_features = input_features[None]
+    channels = config.input_channels
+    if input_features.dim() != 3 or input_features.shape[1] != channels:
+        raise ValueError(
+            f"`input_features` must have shape (batch, {channels}, frames) or ({channels}, frames), got "
+            f"{tuple(input_features.shape)}."
+        )
+    if input_features.shape[-1] == 0:
+        raise ValueError("`input_features` has 0 frames; expected at least one frame.")
+    if not torch.isfinite(input_features).all():
+        raise ValueError("`input_features` contains NaN or infinite values; expected finite features.")
+    return input_features
+
+
+def check_attention_mask(attention_mask, batch_size: int, num_frames: int) -> torch.Tensor | None:
+    """Validate a right-padding frame mask for (batch_size, num_frames) inputs; returns it as bool (batch, frames)."""
+    if attention_mask is None:
+        return None
+    if isinstance(attention_mask, np.ndarray):
+        attention_mask = torch.from_numpy(attention_mask)
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}.")
+    if attention_mask.dim() == 1 and batch_size == 1:
+        attention_mask = attention_mask[None]
+    if tuple(attention_mask.shape) != (batch_size, num_frames):
+        raise ValueError(
+            f"`attention_mask` must have shape (batch, frames) = ({batch_size}, {num_frames}), got "
+            f"{tuple(attention_mask.shape)}."
+        )
+    lengths = (attention_mask != 0).sum(dim=1)
+    prefix = torch.arange(num_frames, device=attention_mask.device)[None, :] < lengths[:, None]
+    if not torch.equal(prefix, attention_mask != 0):
+        raise ValueError(
+            "`attention_mask` must mark each item's valid frames as a prefix of ones followed by zeros "
+            "(right padding)."
+        )
+    if int(lengths.min()) == 0:
+        raise ValueError("`attention_mask` has an item with no valid frame; every item needs at least one frame.")
+    return prefix
 
 
 def _bandwidth_value(bandwidth) -> float:

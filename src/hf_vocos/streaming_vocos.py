@@ -152,8 +152,7 @@ def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chun
     features, frame_mask, _ = model.prepare_inputs(input_features, codes, bandwidth, attention_mask)
     batch_size, _, num_frames = features.shape
     lengths = [num_frames] * batch_size if frame_mask is None else frame_mask.sum(dim=(1, 2)).long().tolist()
-    istft = model.head.istft
-    audio = torch.zeros(batch_size, istft.num_samples(num_frames), device=features.device)
+    audio = torch.zeros(batch_size, model.config.num_samples(num_frames), device=features.device)
     sample_mask = torch.zeros(audio.shape, dtype=torch.int32, device=features.device)
     # Items of equal length advance together; a ragged batch is decoded item by item, each exactly as alone.
     groups = [list(range(batch_size))] if frame_mask is None else [[index] for index in range(batch_size)]

@@ -1,0 +1,406 @@
+#!/usr/bin/env python
+"""Inference speed and memory of hf_vocos against the original vocos implementation, measured in one run.
+
+    python benchmarks/benchmark_inference.py                  # everything (about 15 minutes on 2 CPU cores)
+    python benchmarks/benchmark_inference.py --quick          # 1 s and 10 s, batch 1, no compile (a minute)
+    python benchmarks/benchmark_inference.py --markdown out.md
+
+Both implementations run the release sizes of vocos-mel-24khz and vocos-encodec-24khz with the same random weights
+(speed does not depend on the values); the original is built from its own classes as tests/reference.py does.
+Every configuration times the original and each hf_vocos variant interleaved, repeat after repeat, and reports
+medians: ratio = original time / our time (higher is better), RTF = our time / audio duration. The matmul ceiling is
+the time of the model's matmuls alone (same shapes, tiles and weights, back to back): what the machine's matmul
+throughput allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel  # noqa: E402
+from hf_vocos.conversion import convert_original_state_dict  # noqa: E402
+
+RELEASE_ENCODEC = {
+    "input_channels": 128,
+    "hidden_size": 384,
+    "intermediate_size": 1152,
+    "num_hidden_layers": 8,
+    "n_fft": 1280,
+    "hop_length": 320,
+    "istft_padding": "same",
+    "bandwidths": [1.5, 3.0, 6.0, 12.0],
+}
+BANDWIDTH = 6.0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def machine() -> str:
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+        flags = Path("/proc/cpuinfo").read_text()
+        extensions = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {flag}" in flags]
+    except OSError:
+        extensions = []
+    return (
+        f"{name}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{', '.join(extensions) or 'no AVX info'}"
+    )
+
+
+def interleaved(functions: dict, repeats: int) -> dict:
+    """Median seconds of each function, timed in turn, `repeats` rounds, after one warm-up call each."""
+    for function in functions.values():
+        function()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    return float(10 * torch.log10(reference.square().sum() / (reference - estimate).square().sum()))
+
+
+def matmul_workload(model: VocosModel, frames: int):
+    """The model's matmuls alone, at the shapes it runs them, back to back: the input convolution as a
+    (frames, channels x kernel) @ (channels x kernel, hidden) product, each block's two MLP matmuls over 1024-frame
+    tiles, the head's projection. Its time is the floor the machine's matmul throughput sets; returns (call, FLOPs)."""
+    config, dtype = model.config, model.dtype
+    generator = torch.Generator().manual_seed(0)
+    embed_in = torch.randn(frames, config.input_channels * config.input_kernel_size, generator=generator).to(dtype)
+    embed_weight = model.backbone.embed.weight.reshape(config.hidden_size, -1).t()
+    hidden = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
+    inner = torch.randn(frames, config.intermediate_size, generator=generator).to(dtype)
+    tiles = [(start, min(start + 1024, frames)) for start in range(0, frames, 1024)]
+    flops = 2 * frames * embed_weight.shape[0] * embed_weight.shape[1]
+    flops += len(model.backbone.convnext) * 4 * frames * config.hidden_size * config.intermediate_size
+    flops += 2 * frames * config.hidden_size * (config.n_fft + 2)
+
+    def run():
+        embed_in @ embed_weight
+        for block in model.backbone.convnext:
+            for start, end in tiles:
+                torch.nn.functional.linear(hidden[start:end], block.pwconv1.weight, block.pwconv1.bias)
+                torch.nn.functional.linear(inner[start:end], block.pwconv2.weight, block.pwconv2.bias)
+        torch.nn.functional.linear(hidden, model.head.out.weight, model.head.out.bias)
+
+    return run, flops
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# models
+
+
+def build_pair(variant: str):
+    """(original, ours) at release sizes with the same random weights."""
+    import reference
+
+    if variant == "mel":
+        original = reference.build_mel_vocos(seed=0)
+        config = VocosConfig()
+    else:
+        original = reference.build_encodec_vocos(seed=0)
+        config = VocosConfig(**RELEASE_ENCODEC)
+    weights, _ = convert_original_state_dict(original.state_dict())
+    ours = VocosModel(config).eval()
+    ours.load_state_dict(weights)
+    return original, ours
+
+
+def make_inputs(ours: VocosModel, seconds: float, batch_size: int, seed: int = 0):
+    frames = int(round(seconds * ours.config.frame_rate))
+    generator = torch.Generator().manual_seed(seed)
+    if ours.config.is_codes_model:
+        codes = torch.randint(0, 1024, (ours.config.num_quantizers_for_bandwidth(BANDWIDTH), batch_size, frames), generator=generator)
+        return {"codes": codes, "bandwidth": BANDWIDTH}
+    return {"input_features": torch.randn(batch_size, 100, frames, generator=generator) - 4.0}
+
+
+def original_call(original, ours, inputs):
+    """The original decoding the same input: codes_to_features + decode, or decode."""
+    if "codes" in inputs:
+        bandwidth_id = torch.tensor([ours.config.bandwidth_index(inputs["bandwidth"])])
+        return lambda: original.decode(original.codes_to_features(inputs["codes"]), bandwidth_id=bandwidth_id)
+    return lambda: original.decode(inputs["input_features"])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# sections
+
+
+def speed_section(args, rows: list) -> None:
+    for variant in args.models:
+        original, ours = build_pair(variant)
+        half = VocosModel(ours.config).eval()
+        half.load_state_dict(ours.state_dict())
+        half.to(torch.bfloat16)
+        compiled = torch.compile(ours, dynamic=True) if args.compile else None
+        compiled_half = torch.compile(half, dynamic=True) if args.compile else None
+        for seconds in args.durations:
+            for batch_size in args.batch_sizes:
+                inputs = make_inputs(ours, seconds, batch_size)
+                functions = {"original fp32": original_call(original, ours, inputs)}
+                functions["ours fp32"] = lambda: ours(**inputs)
+                functions["ours bf16"] = lambda: half(**inputs)
+                if compiled is not None:
+                    functions["ours fp32 compiled"] = lambda: compiled(**inputs)
+                    functions["ours bf16 compiled"] = lambda: compiled_half(**inputs)
+                repeats = args.repeats if seconds * batch_size <= 60 else max(3, args.repeats // 2)
+                with torch.inference_mode():
+                    times = interleaved(functions, repeats)
+                    reference_audio = ours(**inputs).audio
+                    bf16_snr = snr_db(reference_audio, half(**inputs).audio)
+                    error = float((reference_audio - functions["original fp32"]()).abs().max())
+                audio_seconds = seconds * batch_size
+                for name, seconds_taken in times.items():
+                    if name == "original fp32":
+                        continue
+                    rows.append(
+                        {
+                            "model": variant,
+                            "audio": f"{seconds:g} s x {batch_size}",
+                            "variant": name,
+                            "original ms": times["original fp32"] * 1000,
+                            "ours ms": seconds_taken * 1000,
+                            "ratio": times["original fp32"] / seconds_taken,
+                            "RTF": seconds_taken / audio_seconds,
+                            "note": f"SNR {bf16_snr:.1f} dB vs fp32" if "bf16" in name else f"max |diff| {error:.1e}",
+                        }
+                    )
+                    print_row(rows[-1])
+
+
+def ceiling_section(args, lines: list) -> None:
+    for variant in args.models:
+        _, ours = build_pair(variant)
+        for dtype in (torch.float32, torch.bfloat16):
+            model = VocosModel(ours.config).eval()
+            model.load_state_dict(ours.state_dict())
+            model.to(dtype)
+            inputs = make_inputs(ours, 60, 1)
+            frames = int(round(60 * ours.config.frame_rate))
+            workload, flops = matmul_workload(model, frames)
+            with torch.inference_mode():
+                times = interleaved({"matmuls": workload, "model": lambda: model(**inputs)}, args.repeats)
+            lines.append(
+                f"| {variant} | {str(dtype).replace('torch.', '')} | {flops / 1e9:.1f} GFLOP | "
+                f"{flops / times['matmuls'] / 1e9:.0f} GFLOP/s | {times['matmuls'] * 1000:.0f} ms | "
+                f"{times['model'] * 1000:.0f} ms | {times['matmuls'] / times['model']:.0%} |"
+            )
+            print(lines[-1], flush=True)
+
+
+def feature_section(args, lines: list) -> None:
+    import librosa
+
+    extractor = VocosFeatureExtractor()
+    for seconds, batch_size in ((10, 1), (10, 8)):
+        clips = [np.random.default_rng(seed).standard_normal(seconds * 24000).astype(np.float32) * 0.1 for seed in range(batch_size)]
+
+        def with_librosa():
+            for clip in clips:
+                mel = librosa.feature.melspectrogram(
+                    y=clip, sr=24000, n_fft=1024, hop_length=256, n_mels=100, power=1, htk=True, norm=None, pad_mode="reflect"
+                )
+                np.log(np.maximum(mel, 1e-7))
+
+        # Blocks of calls, alternating: calling numpy/BLAS and torch in strict turns makes their thread pools wait on
+        # each other on a small machine, which neither suffers in real use.
+        times = in_blocks({"librosa": with_librosa, "ours": lambda: extractor(clips, sampling_rate=24000, return_tensors="pt")}, args.repeats * 10)
+        lines.append(
+            f"| {seconds} s x {batch_size}, 24 kHz, 100 mels | {times['librosa'][0] * 1000:.1f} ms ({times['librosa'][1] * 1000:.1f}) | "
+            f"{times['ours'][0] * 1000:.1f} ms ({times['ours'][1] * 1000:.1f}) | {times['librosa'][0] / times['ours'][0]:.1f}x "
+            f"({times['librosa'][1] / times['ours'][1]:.1f}x) |"
+        )
+        print(lines[-1], flush=True)
+
+
+def in_blocks(functions: dict, calls: int, blocks: int = 4) -> dict:
+    """(median, best) seconds per call of each function, timed in alternating blocks of `calls // blocks` calls."""
+    times = {name: [] for name in functions}
+    for _ in range(blocks):
+        for name, function in functions.items():
+            function()
+            for _ in range(max(1, calls // blocks)):
+                start = time.perf_counter()
+                function()
+                times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(values), min(values)) for name, values in times.items()}
+
+
+def streaming_section(args, lines: list) -> None:
+    from hf_vocos.streaming_vocos import VocosStreamingDecoder
+
+    _, ours = build_pair("mel")
+    for chunk in (16, 64, 256, 1024):
+        decoder = VocosStreamingDecoder(ours)
+        features = torch.randn(1, 100, chunk) - 4.0
+        with torch.inference_mode():
+            decoder.push(torch.randn(1, 100, 64) - 4.0)
+            taken = statistics.median(_timed(lambda: decoder.push(features)) for _ in range(max(5, args.repeats)))
+        chunk_seconds = chunk / ours.config.frame_rate
+        algorithmic = (decoder.latency_frames + chunk) / ours.config.frame_rate
+        lines.append(
+            f"| {chunk} frames ({chunk_seconds * 1000:.0f} ms of audio) | {taken * 1000:.1f} ms | {taken / chunk_seconds:.3f} | "
+            f"{algorithmic * 1000:.0f} ms |"
+        )
+        print(lines[-1], flush=True)
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def memory_section(args, lines: list) -> None:
+    for mode in ("stream", "decode_chunked", "forward"):
+        peaks = {}
+        for minutes in (1, 10):
+            result = subprocess.run(
+                [sys.executable, __file__, "--memory-probe", mode, "--minutes", str(minutes)],
+                capture_output=True,
+                text=True,
+                timeout=3600,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(result.stderr[-2000:])
+            peaks[minutes] = json.loads(result.stdout.strip().splitlines()[-1])
+        growth = peaks[10]["peak_mb"] / peaks[1]["peak_mb"]
+        lines.append(
+            f"| {mode} | {peaks[1]['peak_mb']:.0f} MB | {peaks[10]['peak_mb']:.0f} MB | {growth:.2f}x | "
+            f"{peaks[1]['seconds']:.1f} s / {peaks[10]['seconds']:.1f} s |"
+        )
+        print(lines[-1], flush=True)
+
+
+def memory_probe(mode: str, minutes: int) -> None:
+    """Decode `minutes` of (random) features with the release mel model, report the process's peak RSS."""
+    torch.manual_seed(0)
+    model = VocosModel(VocosConfig()).eval()
+    frames = int(round(minutes * 60 * model.config.frame_rate))
+    start = time.perf_counter()
+    with torch.inference_mode():
+        if mode == "stream":
+            # Features arrive in pieces and audio leaves in pieces (e.g. to a file or a socket).
+            pieces = ((torch.randn(1, 100, 256) - 4.0) for _ in range(frames // 256))
+            samples = sum(piece.shape[-1] for piece in model.stream(pieces))
+        else:
+            features = torch.randn(1, 100, frames) - 4.0
+            decode = model.decode_chunked if mode == "decode_chunked" else model
+            samples = decode(input_features=features).audio.shape[-1]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak, "samples": samples, "seconds": time.perf_counter() - start}))
+
+
+def onnx_section(args, lines: list) -> None:
+    try:
+        from hf_vocos.onnx_export import VocosOnnxModel, export_onnx
+    except ImportError:
+        lines.append("| onnx | not installed | | | |")
+        return
+    for variant in args.models:
+        original, ours = build_pair(variant)
+        with tempfile.TemporaryDirectory() as folder:
+            export_onnx(ours, folder)
+            onnx_model = VocosOnnxModel.from_pretrained(folder)
+            for seconds in [d for d in args.durations if d <= 10]:
+                inputs = make_inputs(ours, seconds, 1)
+                with torch.inference_mode():
+                    times = interleaved(
+                        {"original": original_call(original, ours, inputs), "ours": lambda: ours(**inputs), "onnx": lambda: onnx_model(**inputs)},
+                        args.repeats,
+                    )
+                    error = float((onnx_model(**inputs).audio - ours(**inputs).audio).abs().max())
+                lines.append(
+                    f"| {variant} | {seconds:g} s | {times['original'] * 1000:.0f} ms | {times['ours'] * 1000:.0f} ms | "
+                    f"{times['onnx'] * 1000:.0f} ms | {times['original'] / times['onnx']:.2f}x | {error:.1e} |"
+                )
+                print(lines[-1], flush=True)
+
+
+def print_row(row: dict) -> None:
+    print(
+        f"| {row['model']} | {row['audio']} | {row['variant']} | {row['original ms']:.0f} | {row['ours ms']:.0f} | "
+        f"{row['ratio']:.2f}x | {row['RTF']:.4f} | {row['note']} |",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 s and 10 s, batch 1, no torch.compile, no memory runs")
+    parser.add_argument("--models", nargs="+", default=["mel", "encodec"], choices=["mel", "encodec"])
+    parser.add_argument("--durations", nargs="+", type=float, default=[1, 10, 60])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--sections", nargs="+", default=["speed", "ceiling", "features", "streaming", "memory", "onnx"])
+    parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--memory-probe", choices=["stream", "decode_chunked", "forward"], help=argparse.SUPPRESS)
+    parser.add_argument("--minutes", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_probe:
+        memory_probe(args.memory_probe, args.minutes)
+        return
+    if args.quick:
+        args.durations, args.batch_sizes, args.compile = [1, 10], [1], False
+        args.sections = [s for s in args.sections if s != "memory"]
+
+    out = [f"Machine: {machine()}", ""]
+    print("\n".join(out), flush=True)
+    if "speed" in args.sections:
+        out += ["| model | audio | variant | original ms | ours ms | ratio | RTF | note |", "|---|---|---|---|---|---|---|---|"]
+        print("\n".join(out[-2:]))
+        rows = []
+        speed_section(args, rows)
+        out += [
+            f"| {r['model']} | {r['audio']} | {r['variant']} | {r['original ms']:.0f} | {r['ours ms']:.0f} | {r['ratio']:.2f}x | {r['RTF']:.4f} | {r['note']} |"
+            for r in rows
+        ] + [""]
+    sections = [
+        ("ceiling", ceiling_section, "| model | dtype | FLOPs (60 s) | sustained matmul throughput | matmuls alone (ceiling) | whole model | of ceiling |", "|---|---|---|---|---|---|---|"),
+        ("features", feature_section, "| feature extraction | librosa median (best) | ours median (best) | ratio median (best) |", "|---|---|---|---|"),
+        ("streaming", streaming_section, "| chunk | time per push | compute RTF | latency (context + chunk) |", "|---|---|---|---|"),
+        ("memory", memory_section, "| mode | peak RSS, 1 min | peak RSS, 10 min | growth | time |", "|---|---|---|---|---|"),
+        ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
+    ]
+    for name, function, header, rule in sections:
+        if name not in args.sections:
+            continue
+        lines = [header, rule]
+        print("\n" + "\n".join(lines), flush=True)
+        function(args, lines)
+        out += lines + [""]
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
