@@ -52,9 +52,10 @@ class VocosAdaptiveLayerNorm(nn.Module):
         self.shift = nn.Embedding(num_embeddings, hidden_size)
 
     def forward(self, hidden_states: torch.Tensor, bandwidth_id: torch.Tensor) -> torch.Tensor:
-        # hidden_states: (batch, frames, hidden); bandwidth_id: (1,) -> scale and shift (1, hidden) broadcast.
-        hidden_states = nn.functional.layer_norm(hidden_states, (self.hidden_size,), eps=self.eps)
-        return hidden_states * self.scale(bandwidth_id) + self.shift(bandwidth_id)
+        # hidden_states: (batch, frames, hidden); bandwidth_id: (1,), one bandwidth for the whole call. Its scale and
+        # shift rows are then exactly a layer norm's affine weight and bias: one fused kernel instead of three passes.
+        scale, shift = self.scale(bandwidth_id)[0], self.shift(bandwidth_id)[0]
+        return nn.functional.layer_norm(hidden_states, (self.hidden_size,), weight=scale, bias=shift, eps=self.eps)
 
 
 def _make_norm(config: VocosConfig) -> nn.Module:
@@ -330,8 +331,12 @@ class VocosISTFTHead(nn.Module):
     def spectrum(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, frames, hidden) -> real and imaginary parts (batch, frames, n_fft // 2 + 1), in float32 whatever
         the model's dtype: the ISTFT needs it and it is cheap."""
-        projected = self.out(hidden_states).float()
-        log_magnitude, phase = projected.chunk(2, dim=-1)
+        # The projection's two halves as two products on row slices of the same weight: each half comes out
+        # contiguous, so exp/cos/sin run vectorised instead of on a strided half of one output.
+        bins = self.out.out_features // 2
+        weight, bias = self.out.weight, self.out.bias
+        log_magnitude = nn.functional.linear(hidden_states, weight[:bins], bias[:bins]).float()
+        phase = nn.functional.linear(hidden_states, weight[bins:], bias[bins:]).float()
         magnitude = torch.exp(log_magnitude).clip(max=self.max_magnitude)
         return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
 
@@ -352,9 +357,12 @@ class VocosCodebookEmbedding(nn.Module):
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: (num_quantizers, batch, frames) integers. Returns (batch, codebook_dim, frames)."""
-        offsets = torch.arange(codes.shape[0], device=codes.device) * self.codebook_size
-        embeddings = nn.functional.embedding(codes + offsets[:, None, None], self.weight)
-        return embeddings.sum(dim=0).transpose(1, 2)
+        num_quantizers, batch_size, num_frames = codes.shape
+        offsets = torch.arange(num_quantizers, device=codes.device) * self.codebook_size
+        # One bag of num_quantizers rows per frame, summed without materialising every embedding.
+        rows = (codes + offsets[:, None, None]).permute(1, 2, 0).reshape(-1, num_quantizers)
+        embeddings = nn.functional.embedding_bag(rows, self.weight, mode="sum")
+        return embeddings.view(batch_size, num_frames, -1).transpose(1, 2)
 
 
 class VocosPreTrainedModel(PreTrainedModel):
