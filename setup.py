@@ -20,13 +20,21 @@ setup(
         "huggingface_hub>=1.0",
         "safetensors>=0.4",
         "numpy>=1.24",
+        # the command line: decoding/encoding audio, resampling, progress bars
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "tqdm>=4.60",
     ],
+    entry_points={"console_scripts": ["hf-vocos=hf_vocos.cli:main"]},
     extras_require={
         # The reference implementation (`vocos==0.1.0`, `encodec==0.1.1`) is installed by the Makefile with
         # --no-deps: their requirement on torchaudio would pull a torch build with CUDA, and torchaudio cannot load
         # with the CPU torch build anyway. These are their light requirements plus the test tools.
         "dev": [
             "pytest>=8",
+            "matplotlib>=3.6",
+            "datasets>=3.0",
+            "accelerate>=1.0",
             "librosa>=0.10",
             "scipy>=1.10",
             "einops",
@@ -34,5 +42,7 @@ setup(
         ],
         # ONNX export (hf_vocos.onnx_export) and running the exported graph.
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.5"],
+        # `hf-vocos ... --plot`, and `hf-vocos dataset` (several processes with accelerate).
+        "cli": ["matplotlib>=3.6", "datasets>=3.0", "accelerate>=1.0"],
     },
 )

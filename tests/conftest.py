@@ -126,3 +126,14 @@ def fill_hub_cache(cache_dir: Path, repo_id: str, folder: Path) -> Path:
     snapshot = repo_dir / "snapshots" / commit
     shutil.copytree(folder, snapshot, dirs_exist_ok=True)
     return snapshot
+
+
+def save_small_checkpoint(folder: Path, variant: str = "mel", seed: int = 0) -> Path:
+    """A small random model and its processor saved in `folder` (EnCodec: with a tiny random EnCodec tokenizer)."""
+    from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
+
+    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
+    randomize_(VocosModel(config), seed=seed).save_pretrained(folder)
+    tokenizer = None if variant == "mel" else tiny_encodec_model(seed=seed + 1)
+    VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=tokenizer).save_pretrained(folder)
+    return Path(folder)

@@ -1,0 +1,377 @@
+"""The `hf-vocos` command line (also `python -m hf_vocos`): resynth, analyze, synthesize, decode-codes, dataset.
+
+Every file is processed on its own terms: a file that cannot be read or decoded gets one `error:` line, the others
+are still processed, the failures are listed at the end and the exit code is 1. Outputs are written under a
+temporary name and renamed, so a failure never leaves a truncated file. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio_io import AUDIO_SUFFIXES, AudioError, load_audio, save_array, save_audio
+
+__all__ = ["main"]
+
+logger = logging.getLogger("hf_vocos")
+
+DEFAULT_MODEL = "hf-audio/vocos-mel-24khz"
+
+
+class CliError(Exception):
+    """A problem that stops the whole command (bad option, model that cannot load, unwritable output)."""
+
+
+@dataclass
+class Report:
+    """What a command did, for the summary line."""
+
+    command: str
+    done: int = 0
+    audio_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+        logger.error(f"error: {message}")
+
+    def summary(self) -> int:
+        elapsed = time.perf_counter() - self.started
+        rtf = f" (RTF {elapsed / self.audio_seconds:.3f})" if self.audio_seconds else ""
+        line = f"{self.command}: {self.done} file{'s' if self.done != 1 else ''}, {self.audio_seconds:.1f} s of audio in {elapsed:.1f} s{rtf}"
+        if self.failures:
+            line += f"; {len(self.failures)} failed:"
+        print(line, file=sys.stderr)
+        for failure in self.failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1 if self.failures else 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# files
+
+
+def plan(inputs: list[str], output: str, suffix: str, wanted: set[str], report: Report) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs. Folders are searched recursively for files with a `wanted` suffix and keep
+    their layout under `output`; a single input file with an output that has a suffix writes exactly there."""
+    output_path = Path(output)
+    single = len(inputs) == 1 and Path(inputs[0]).is_file() and output_path.suffix != ""
+    jobs = []
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            report.fail(f"{item}: no such file or folder")
+        elif path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in wanted)
+            if not files:
+                report.fail(f"{item}: no {'/'.join(sorted(wanted))} files in this folder")
+            jobs += [(f, output_path / f.relative_to(path).with_suffix(suffix)) for f in files]
+        else:
+            jobs.append((path, output_path if single else output_path / (path.stem + suffix)))
+    seen, unique = set(), []
+    for source, target in jobs:
+        if target in seen:
+            report.fail(f"{source}: its output {target} collides with another input's; rename one of them")
+            continue
+        seen.add(target)
+        unique.append((source, target))
+    return unique
+
+
+def check_writable(jobs: list[tuple[Path, Path]], output: str) -> None:
+    folders = {target.parent for _, target in jobs} or {Path(output)}
+    for folder in sorted(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CliError(f"-o {output}: cannot create {folder} ({error.strerror or error})") from None
+        if not os.access(folder, os.W_OK):
+            raise CliError(f"-o {output}: {folder} is not writable")
+
+
+def load_vocoder(args, bandwidth=None):
+    from .vocoder import Vocoder
+
+    try:
+        return Vocoder(
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            bandwidth=bandwidth,
+            batch_size=args.batch_size,
+            long_seconds=args.long_seconds,
+        )
+    except (OSError, ValueError, TypeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, OSError):
+            message = f"--model {args.model}: cannot load it ({message})"
+        raise CliError(message) from None
+
+
+def progress(total: int, description: str, args):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="file", disable=True if args.quiet else None, leave=False)
+
+
+def frame_progress(args):
+    """A progress bar for one long item, for `Vocoder.decode`."""
+    from tqdm.auto import tqdm
+
+    def start(total_frames: int):
+        bar = tqdm(total=total_frames, unit="frame", leave=False, disable=True if args.quiet else None)
+        return bar.update
+
+    return start
+
+
+def groups(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# commands
+
+
+def run_audio_command(args, report: Report) -> None:
+    """resynth and analyze: audio files in."""
+    analyze = args.command == "analyze"
+    suffix = ".npy" if analyze else f".{args.format}"
+    jobs = plan(args.inputs, args.output, suffix, AUDIO_SUFFIXES, report)
+    if not jobs:
+        return
+    check_writable(jobs, args.output)
+    vocoder = load_vocoder(args, args.bandwidth)
+    bar = progress(len(jobs), args.command, args)
+    for group in groups(jobs, args.batch_size):
+        loaded = []
+        for source, target in group:
+            try:
+                audio, rate = load_audio(source)
+                loaded.append((source, target, vocoder.prepare(audio, rate, str(source))))
+            except AudioError as error:
+                report.fail(str(error))
+                bar.update(1)
+        run_items(
+            loaded,
+            lambda clips: vocoder.analyze(clips) if analyze else vocoder.resynthesize(clips, frame_progress(args)),
+            lambda source, target, clip, result: finish(args, vocoder, source, target, clip, result, report),
+            report,
+            bar,
+        )
+    bar.close()
+
+
+def run_array_command(args, report: Report) -> None:
+    """synthesize and decode-codes: .npy features or codes in, audio out."""
+    codes = args.command == "decode-codes"
+    jobs = plan(args.inputs, args.output, f".{args.format}", {".npy"}, report)
+    if not jobs:
+        return
+    check_writable(jobs, args.output)
+    vocoder = load_vocoder(args, args.bandwidth)
+    if codes and not vocoder.is_codes_model:
+        raise CliError(f"--model {args.model} is a mel model; decode-codes needs an EnCodec model")
+    if not codes and vocoder.is_codes_model:
+        raise CliError(f"--model {args.model} is an EnCodec model; use decode-codes for codes")
+    bar = progress(len(jobs), args.command, args)
+    for group in groups(jobs, args.batch_size):
+        loaded = []
+        for source, target in group:
+            try:
+                loaded.append((source, target, load_array(source, vocoder, codes)))
+            except (OSError, ValueError) as error:
+                report.fail(f"{source}: {error}")
+                bar.update(1)
+        run_items(
+            loaded,
+            lambda items: vocoder.decode(items, frame_progress(args)),
+            lambda source, target, item, result: finish(args, vocoder, source, target, item, result, report),
+            report,
+            bar,
+        )
+    bar.close()
+
+
+def load_array(path: Path, vocoder, codes: bool) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"not a plain .npy array ({error})") from None
+    if array.ndim == 3 and array.shape[0] == 1 and not codes:
+        array = array[0]
+    if array.ndim == 3 and array.shape[1] == 1 and codes:
+        array = array[:, 0]
+    config = vocoder.model.config
+    if codes:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"codes must be integers, got {array.dtype}")
+        expected = config.num_quantizers_for_bandwidth(vocoder.bandwidth)
+        if array.ndim != 2 or array.shape[0] != expected:
+            raise ValueError(f"codes must have shape ({expected}, frames) at {vocoder.bandwidth:g} kbps, got {array.shape}")
+        if array.size and (array.min() < 0 or array.max() >= config.codebook_size):
+            raise ValueError(f"codes must lie in [0, {config.codebook_size}), got values in [{array.min()}, {array.max()}]")
+        return array.astype(np.int64)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"features must be floating point, got {array.dtype}")
+    if array.ndim != 2 or array.shape[0] != config.input_channels:
+        raise ValueError(f"features must have shape ({config.input_channels}, frames), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("features contain NaN or infinite values")
+    return array.astype(np.float32)
+
+
+def run_items(loaded, compute, write, report: Report, bar) -> None:
+    """Run `compute` on the whole group; if it raises, run the items one by one to find the bad ones."""
+    if not loaded:
+        return
+    try:
+        results = compute([item for _, _, item in loaded])
+    except (ValueError, TypeError) as error:
+        if len(loaded) == 1:
+            report.fail(f"{loaded[0][0]}: {error}")
+            bar.update(1)
+            return
+        for entry in loaded:
+            run_items([entry], compute, write, report, bar)
+        return
+    for (source, target, item), result in zip(loaded, results):
+        try:
+            write(source, target, item, result)
+        except (OSError, ValueError, AudioError) as error:
+            report.fail(f"{target}: cannot write it ({error})")
+        bar.update(1)
+
+
+def finish(args, vocoder, source: Path, target: Path, given: np.ndarray, result: np.ndarray, report: Report) -> None:
+    """Write one result (and its picture), and count it."""
+    if args.command == "analyze":
+        save_array(target, result)
+        seconds = given.shape[-1] / vocoder.sampling_rate
+    else:
+        save_audio(target, result, vocoder.sampling_rate, subtype=args.subtype)
+        seconds = result.shape[-1] / vocoder.sampling_rate
+    if getattr(args, "plot", False):
+        plot_result(target, vocoder, source, given, result, args.command)
+    report.done += 1
+    report.audio_seconds += seconds
+
+
+def plot_result(target: Path, vocoder, source: Path, given: np.ndarray, result: np.ndarray, command: str) -> None:
+    from .plotting import plot_panels
+
+    extractor = vocoder.processor.feature_extractor
+
+    def log_mel(audio):
+        if len(audio) < extractor.min_num_samples:
+            audio = np.pad(audio, (0, extractor.min_num_samples - len(audio)))
+        return extractor(audio, sampling_rate=extractor.sampling_rate)["input_features"][0]
+
+    if command == "resynth":
+        top = (f"input: {source.name} (log-mel)", log_mel(given), "mel bin")
+    elif command == "synthesize":
+        top = (f"input features: {source.name}", given, "mel bin")
+    else:
+        top = (f"input codes: {source.name}", given, "codebook")
+    plot_panels(target.with_suffix(".png"), [top, (f"output: {target.name} (log-mel)", log_mel(result), "mel bin")])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="hf-vocos", description="Vocos neural vocoder: audio, log-mel and EnCodec codes.")
+    parser.add_argument("--version", action="version", version=f"hf_vocos {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def common(sub, bandwidth_help):
+        sub.add_argument("-o", "--output", required=True, help="output folder (or file, for a single input)")
+        sub.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id or local folder (default {DEFAULT_MODEL})")
+        sub.add_argument("--bandwidth", type=float, help=bandwidth_help)
+        sub.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
+        sub.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+        sub.add_argument("--batch-size", type=int, default=8, help="items decoded together (default 8)")
+        sub.add_argument(
+            "--long-seconds",
+            type=float,
+            default=60.0,
+            help="items longer than this are decoded in streaming chunks, with a progress bar (default 60)",
+        )
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
+
+    def audio_out(sub):
+        sub.add_argument("--format", default="wav", choices=["wav", "flac", "ogg", "mp3"], help="output format (default wav)")
+        sub.add_argument("--subtype", help="soundfile subtype, e.g. PCM_16 (default: float for wav, 24-bit for flac)")
+        sub.add_argument("--plot", action="store_true", help="also write a PNG of input and output spectrograms")
+
+    # (command, help, input metavar, input help, --bandwidth help, writes audio)
+    audio_inputs = "audio files or folders (searched recursively)"
+    for name, description, metavar, inputs, bandwidth, writes_audio in (
+        ("resynth", "copy-synthesis: audio files in, vocoded audio out", "IN", audio_inputs,
+         "kbps, for EnCodec models: resynthesize through EnCodec codes at this bandwidth", True),
+        ("analyze", "audio files in, log-mel features (or EnCodec codes) as .npy out", "IN", audio_inputs,
+         "kbps, for EnCodec models: write codes at this bandwidth", False),
+        ("synthesize", "log-mel features (.npy, (n_mels, frames)) in, audio out", "FEATURES", ".npy files or folders",
+         "kbps, for bandwidth-conditioned models", True),
+        ("decode-codes", "EnCodec codes (.npy, (num_quantizers, frames)) in, audio out", "CODES", ".npy files or folders",
+         "kbps the codes were made at (required)", True),
+    ):
+        sub = commands.add_parser(name, help=description)
+        sub.add_argument("inputs", nargs="+", metavar=metavar, help=inputs)
+        common(sub, bandwidth)
+        if writes_audio:
+            audio_out(sub)
+
+    from .dataset_vocos import add_dataset_parser
+
+    add_dataset_parser(commands, common)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    # Our own lines only (not the root logger's, which would repeat every library's messages).
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars for every model load
+    report = Report(args.command if args.command != "dataset" else f"dataset {args.operation}")
+    try:
+        if args.command in ("resynth", "analyze"):
+            run_audio_command(args, report)
+        elif args.command in ("synthesize", "decode-codes"):
+            run_array_command(args, report)
+        else:
+            from .dataset_vocos import run_dataset
+
+            if not run_dataset(args, report):
+                return 0  # the main process reports for all
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return report.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

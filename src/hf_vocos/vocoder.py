@@ -1,0 +1,163 @@
+"""A model + processor pair with the batch operations the command line and dataset tools run: resynthesis, analysis
+(audio to log-mel or EnCodec codes), synthesis from features, decoding codes.
+
+Short items are decoded in ragged batches sorted by length (each item gets exactly its solo output); items longer
+than `long_seconds` are streamed chunk by chunk with a progress bar, so memory stays bounded however long a file is.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .audio_io import resample, to_mono
+from .modeling_vocos import VocosModel
+from .processing_vocos import VocosProcessor
+
+__all__ = ["Vocoder"]
+
+logger = logging.getLogger("hf_vocos")
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class Vocoder:
+    """Load `model` (a Hub id or a folder, hf_vocos or original format) on `device` in `dtype`.
+
+    `bandwidth` (kbps) is required for EnCodec models and refused for mel models.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        dtype: str = "float32",
+        bandwidth: float | None = None,
+        batch_size: int = 8,
+        long_seconds: float = 60.0,
+        chunk_frames: int = 512,
+    ):
+        if dtype not in _DTYPES:
+            raise ValueError(f"--dtype {dtype!r}: expected one of {sorted(_DTYPES)}")
+        if batch_size < 1:
+            raise ValueError(f"--batch-size {batch_size}: expected at least 1")
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"--device {device!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+        self.model = VocosModel.from_pretrained(model, dtype=_DTYPES[dtype]).to(self.device).eval()
+        self.processor = VocosProcessor.from_pretrained(model)
+        config = self.model.config
+        if config.is_codes_model and bandwidth is None:
+            raise ValueError(f"--bandwidth is required for this EnCodec model: one of {config.bandwidths} kbps")
+        if bandwidth is not None:
+            config.bandwidth_index(bandwidth)  # raises for a bandwidth the model does not have
+        self.bandwidth = bandwidth
+        self.batch_size = batch_size
+        self.long_frames = int(long_seconds * config.frame_rate)
+        self.chunk_frames = chunk_frames
+        if config.is_codes_model and self.processor.has_audio_tokenizer:
+            self.processor.audio_tokenizer.to(self.device)
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.model.config.sampling_rate
+
+    @property
+    def is_codes_model(self) -> bool:
+        return self.model.config.is_codes_model
+
+    def prepare(self, audio: np.ndarray, sampling_rate: int, name: str = "") -> np.ndarray:
+        """Mono float32 audio at the model's rate: mixes channels down and resamples, logging what it did."""
+        audio, channels = to_mono(audio)
+        if channels > 1:
+            logger.info(f"{name}: {channels} channels mixed to mono")
+        if sampling_rate != self.sampling_rate:
+            logger.info(f"{name}: resampled {sampling_rate} Hz -> {self.sampling_rate} Hz")
+            audio = resample(audio, sampling_rate, self.sampling_rate)
+        return audio
+
+    # ---- audio -> features or codes ----------------------------------------------------------------------------
+
+    def analyze(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """Log-mel features (n_mels, frames) float32, or for EnCodec models codes (num_quantizers, frames) int64, of
+        mono clips at the model's rate."""
+        outputs: list[np.ndarray | None] = [None] * len(clips)
+        for indices in self._batches([len(clip) for clip in clips]):
+            batch = [clips[i] for i in indices]
+            if self.is_codes_model:
+                inputs = self.processor(audio=batch, bandwidth=self.bandwidth, sampling_rate=self.sampling_rate)
+                values, mask = inputs["codes"].permute(1, 0, 2), inputs["attention_mask"]
+            else:
+                inputs = self.processor(audio=batch, sampling_rate=self.sampling_rate)
+                values, mask = inputs["input_features"], inputs["attention_mask"]
+            for position, index in enumerate(indices):
+                outputs[index] = values[position, :, : int(mask[position].sum())].numpy()
+        return outputs
+
+    # ---- features or codes -> audio ------------------------------------------------------------------------------
+
+    def resynthesize(self, clips: list[np.ndarray], progress: Callable | None = None) -> list[np.ndarray]:
+        """Copy-synthesis of mono clips at the model's rate."""
+        return self.decode(self.analyze(clips), progress)
+
+    def decode(self, items: list[np.ndarray], progress: Callable | None = None) -> list[np.ndarray]:
+        """Audio of log-mel features (channels, frames) or, for EnCodec models, codes (num_quantizers, frames).
+
+        `progress(total_frames)`, if given, returns a callable that is told how many frames each streamed chunk
+        decoded (for a progress bar over a long item)."""
+        outputs: list[np.ndarray | None] = [None] * len(items)
+        long_items = [i for i, item in enumerate(items) if item.shape[-1] > self.long_frames]
+        short_items = [i for i in range(len(items)) if i not in set(long_items)]
+        lengths = [items[i].shape[-1] for i in short_items]
+        with torch.inference_mode():
+            for batch in self._batches(lengths):
+                indices = [short_items[i] for i in batch]
+                output = self.model(**self._model_inputs([items[i] for i in indices]))
+                for index, waveform in zip(indices, self.processor.batch_decode(output)):
+                    outputs[index] = waveform
+            for index in long_items:
+                outputs[index] = self._stream(items[index], progress)
+        return outputs
+
+    def _model_inputs(self, items: list[np.ndarray]) -> dict:
+        codes = self.is_codes_model and np.issubdtype(items[0].dtype, np.integer)
+        if not codes:
+            for item in items:
+                if not np.issubdtype(item.dtype, np.floating):
+                    raise TypeError(f"features must be floating point, got {item.dtype}")
+        lengths = [item.shape[-1] for item in items]
+        batch = np.stack([np.pad(item, [(0, 0)] * (item.ndim - 1) + [(0, max(lengths) - item.shape[-1])]) for item in items])
+        mask = torch.from_numpy(np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]).int()
+        if codes:
+            return {"codes": torch.from_numpy(batch).permute(1, 0, 2), "bandwidth": self.bandwidth, "attention_mask": mask}
+        kwargs = {"bandwidth": self.bandwidth} if self.bandwidth is not None else {}
+        return {"input_features": torch.from_numpy(batch), "attention_mask": mask, **kwargs}
+
+    def _stream(self, item: np.ndarray, progress: Callable | None) -> np.ndarray:
+        update = progress(item.shape[-1]) if progress is not None else None
+        tensor = torch.from_numpy(item)
+        pieces = []
+        for start in range(0, item.shape[-1], self.chunk_frames):
+            chunk = tensor[..., start : start + self.chunk_frames]
+            if self.is_codes_model and not chunk.is_floating_point():
+                chunk = chunk[:, None, :]  # (num_quantizers, frames) -> (num_quantizers, 1, frames)
+            pieces.append(chunk)
+
+        def counted():
+            for chunk in pieces:
+                yield chunk
+                if update is not None:
+                    update(chunk.shape[-1])
+
+        kwargs = {"bandwidth": self.bandwidth} if self.bandwidth is not None else {}
+        audio = torch.cat([piece[0].float().cpu() for piece in self.model.stream(counted(), **kwargs)])
+        return audio.numpy()
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices in batches of `batch_size`, sorted by length so that little padding is computed."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
