@@ -49,7 +49,7 @@ def main() -> None:
             "hf-vocos resynth (1 process, 2 threads)": [sys.executable, "-m", "hf_vocos", "resynth", folder / "audio", "-o", folder / "cli"],
             "hf-vocos dataset resynth (1 process, 2 threads)": [sys.executable, "-m", "hf_vocos", "dataset", "resynth", folder / "audio", "-o", folder / "ds1"],
             "accelerate launch ... dataset resynth (2 processes x 1 thread)": [
-                "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                 "--dynamo_backend", "no", "-m", "hf_vocos", "dataset", "resynth", folder / "audio", "-o", folder / "ds2",
             ],
         }
@@ -61,7 +61,7 @@ def main() -> None:
         ]
         for name, command in runs.items():
             command = [str(part) for part in command] + ["--model", str(folder / "model"), "-q"]
-            extra = {"OMP_NUM_THREADS": "1"} if command[0] == "accelerate" else {}
+            extra = {"OMP_NUM_THREADS": "1"} if "accelerate.commands.launch" in command else {}
             started = time.perf_counter()
             result = subprocess.run(command, capture_output=True, text=True, env={**env, **extra})
             elapsed = time.perf_counter() - started

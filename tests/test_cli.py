@@ -180,5 +180,6 @@ def test_no_partial_file_is_left_when_a_write_fails(workspace, tmp_path):
 
 
 def test_console_script_is_installed():
-    result = subprocess.run(["hf-vocos", "--version"], capture_output=True, text=True)
+    script = Path(sys.executable).parent / "hf-vocos"  # beside this interpreter, whether or not the venv is on PATH
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("hf_vocos ")

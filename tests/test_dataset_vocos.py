@@ -41,7 +41,8 @@ def hf_vocos(*args):
 
 
 def accelerate(*args):
-    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    # accelerate's launcher as a module of this interpreter: the venv's scripts need not be on PATH.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_vocos", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
 
