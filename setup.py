@@ -35,6 +35,8 @@ setup(
             "matplotlib>=3.6",
             "datasets>=3.0",
             "accelerate>=1.0",
+            "pesq>=0.0.4",
+            "pystoi>=0.4",
             "librosa>=0.10",
             "scipy>=1.10",
             "einops",
@@ -44,5 +46,7 @@ setup(
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.5"],
         # `hf-vocos ... --plot`, and `hf-vocos dataset` (several processes with accelerate).
         "cli": ["matplotlib>=3.6", "datasets>=3.0", "accelerate>=1.0"],
+        # hf_vocos.training: the loop runs on accelerate; PESQ/STOI validation and TensorBoard logs when present.
+        "train": ["accelerate>=1.0", "datasets>=3.0", "pesq>=0.0.4", "pystoi>=0.4", "tensorboard>=2.10"],
     },
 )

@@ -338,7 +338,33 @@ def build_parser() -> argparse.ArgumentParser:
     from .dataset_vocos import add_dataset_parser
 
     add_dataset_parser(commands, common)
+
+    train = commands.add_parser("train", help="train or fine-tune a Vocos model (see docs/training.md)")
+    train.add_argument("--config", required=True, help="training settings, YAML or JSON (TrainingConfig fields)")
+    train.add_argument("--output-dir", help="overrides output_dir")
+    train.add_argument("--max-steps", type=int, help="overrides max_steps")
+    train.add_argument("--resume", dest="resume_from", help="a checkpoint folder, or 'latest'")
+    train.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     return parser
+
+
+def run_train(args) -> int:
+    try:
+        from .training import TrainingConfig, VocosTrainer
+    except ImportError as error:
+        raise CliError(f"training needs the [train] extra: pip install 'hf_vocos[train]' ({error})") from None
+    try:
+        config = TrainingConfig.from_file(
+            args.config, output_dir=args.output_dir, max_steps=args.max_steps, resume_from=args.resume_from
+        )
+        trainer = VocosTrainer(config)
+    except (ValueError, OSError) as error:
+        raise CliError(str(error)) from None
+    metrics = trainer.train()
+    print(f"train: {trainer.global_step} steps; model in {config.output_dir}/model", file=sys.stderr)
+    if metrics:
+        print("  " + "  ".join(f"{name} {value:.4g}" for name, value in metrics.items()), file=sys.stderr)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -353,8 +379,10 @@ def main(argv=None) -> int:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars for every model load
-    report = Report(args.command if args.command != "dataset" else f"dataset {args.operation}")
+    report = Report(f"dataset {args.operation}" if args.command == "dataset" else args.command)
     try:
+        if args.command == "train":
+            return run_train(args)
         if args.command in ("resynth", "analyze"):
             run_audio_command(args, report)
         elif args.command in ("synthesize", "decode-codes"):

@@ -1,0 +1,1 @@
+"""The offline demo: `python -m hf_vocos.demo` (`make demo`)."""

@@ -1,0 +1,70 @@
+"""Quality metrics of generated audio against a reference: log-mel L1, multi-resolution STFT distance, and PESQ (wide
+band) and STOI when the `pesq` / `pystoi` packages are installed (`pip install "hf_vocos[train]"`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..audio_io import resample
+from ..feature_extraction_vocos import VocosFeatureExtractor
+from .losses import LogMelSpectrogram, MultiResolutionSTFTLoss
+
+__all__ = ["audio_metrics", "griffin_lim"]
+
+_STFT_DISTANCE = MultiResolutionSTFTLoss()
+
+
+def _aligned(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    length = min(len(reference), len(estimate))
+    return reference[:length].astype(np.float32), estimate[:length].astype(np.float32)
+
+
+def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int, extractor: VocosFeatureExtractor) -> dict:
+    """Metrics of `estimate` against `reference` (mono, same rate; compared over their common length):
+    `log_mel_l1` (lower is better), `mrstft` (lower), and where installed `pesq_wb` (1-4.6, higher) and `stoi`
+    (0-1, higher)."""
+    reference, estimate = _aligned(reference, estimate)
+    with torch.no_grad():
+        log_mel = LogMelSpectrogram(extractor)
+        pair = torch.from_numpy(np.stack([reference, estimate]))
+        mels = log_mel(pair)
+        results = {
+            "log_mel_l1": float((mels[0] - mels[1]).abs().mean()),
+            "mrstft": float(_STFT_DISTANCE(pair[1:], pair[:1])),
+        }
+    try:
+        from pesq import NoUtterancesError, pesq
+
+        narrow = [resample(x, sampling_rate, 16000) for x in (reference, estimate)]
+        try:
+            results["pesq_wb"] = float(pesq(16000, narrow[0], narrow[1], "wb"))
+        except NoUtterancesError:
+            results["pesq_wb"] = float("nan")
+    except ImportError:
+        pass
+    try:
+        from pystoi import stoi
+
+        results["stoi"] = float(stoi(reference, estimate, sampling_rate, extended=False))
+    except ImportError:
+        pass
+    return results
+
+
+def griffin_lim(log_mel: np.ndarray, extractor: VocosFeatureExtractor, iterations: int = 32, seed: int = 0) -> np.ndarray:
+    """Audio from a log-mel spectrogram by Griffin-Lim: magnitudes from the mel by least squares (non-negative), then
+    `iterations` rounds of phase estimation. The classic baseline for a neural vocoder."""
+    filters = torch.from_numpy(extractor.mel_filters)  # (freq, mels)
+    mel = torch.from_numpy(np.exp(log_mel).astype(np.float32))  # (mels, frames)
+    magnitude = torch.linalg.lstsq(filters.T, mel).solution.clamp_min(0)  # (freq, frames)
+    window = torch.from_numpy(extractor.window)
+    center = extractor.stft_padding == "center"
+    generator = torch.Generator().manual_seed(seed)
+    angles = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=generator))
+    length = (magnitude.shape[-1] - 1) * extractor.hop_length
+    for _ in range(iterations):
+        audio = torch.istft(magnitude * angles, extractor.n_fft, extractor.hop_length, extractor.win_length, window, center=center, length=length)
+        spectrum = torch.stft(audio, extractor.n_fft, extractor.hop_length, extractor.win_length, window, center=center, return_complex=True)
+        angles = torch.exp(1j * torch.angle(spectrum[..., : magnitude.shape[-1]]))
+    return torch.istft(magnitude * angles, extractor.n_fft, extractor.hop_length, extractor.win_length, window, center=center, length=length).numpy()
