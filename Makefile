@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all clean
+.PHONY: install test test-all demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ test: install
 
 test-all: install
 	$(BIN)/python -m pytest --runslow $(PYTEST_ARGS)
+
+# `make demo`: resynthesise the bundled speech clip with hf-audio/vocos-mel-24khz when the Hub has it, else with the
+# bundled demo model; writes demo_out.wav and demo_out.png and prints the distances to the input.
+$(VENV)/.installed-demo: $(BIN)/python setup.py
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet -e ".[cli]"
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/python -m hf_vocos.demo --output demo_out.wav
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -15,6 +15,7 @@ script with one line on stderr and exit code 1. See docs/conversion.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -27,10 +28,9 @@ from hf_vocos.conversion import (
     ORIGINAL_WEIGHTS_NAME,
     ConversionError,
     convert_original_checkpoint,
-    model_card,
-    source_license,
     verify_against_original,
 )
+from hf_vocos.sharing import model_card, source_license, with_remote_code
 
 VERIFY_TOLERANCE = 1e-4
 
@@ -53,6 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--license", help="license for the model card (default: the source model card's)")
     parser.add_argument("--revision", help="revision of a Hub --input")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    parser.add_argument(
+        "--no-code",
+        dest="with_code",
+        action="store_false",
+        help="do not write the model code into the checkpoint (by default it is, so that plain transformers loads it "
+        "with trust_remote_code=True)",
+    )
     return parser.parse_args(argv)
 
 
@@ -108,8 +115,9 @@ def convert(args: argparse.Namespace) -> Path:
 
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     try:
-        model.save_pretrained(staging)
-        processor.save_pretrained(staging)
+        with with_remote_code() if args.with_code else contextlib.nullcontext():
+            model.save_pretrained(staging)
+            processor.save_pretrained(staging)
         card = model_card(model.config, processor.feature_extractor, args.input, license, args.push_to_hub)
         (staging / "README.md").write_text(card, encoding="utf-8")
         if args.verify:
@@ -132,7 +140,8 @@ def convert(args: argparse.Namespace) -> Path:
         raise
 
     if args.push_to_hub:
-        push(model, processor, output, args.push_to_hub)
+        with with_remote_code() if args.with_code else contextlib.nullcontext():
+            push(model, processor, output, args.push_to_hub)
     return output
 
 

@@ -185,6 +185,14 @@ class VocosConfig(PreTrainedConfig):
         if self.use_adaptive_norm is None:
             self.use_adaptive_norm = True
 
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        if type(self)._auto_class is None:
+            # An auto_map left from a save with code (hf_vocos.with_remote_code) would point at files a save without
+            # code does not write.
+            output.pop("auto_map", None)
+        return output
+
     @property
     def frame_rate(self) -> float:
         """Frames per second of the model's input (features or codes)."""

@@ -34,7 +34,6 @@ __all__ = [
     "convert_original_state_dict",
     "find_original_checkpoint",
     "import_original_vocos",
-    "model_card",
     "read_original_config",
     "verify_against_original",
 ]
@@ -433,91 +432,6 @@ def find_original_checkpoint(name_or_path: str | os.PathLike, **hub_kwargs) -> t
     except OSError:
         return None
     return Path(config), Path(weights)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# model card
-
-
-def model_card(config: VocosConfig, extractor: VocosFeatureExtractor, source: str, license: str | None, repo_id: str | None = None) -> str:
-    """A model card (README.md) for a converted checkpoint: what it is, where it comes from and under which license,
-    how to load it, and its audio settings."""
-    repo = repo_id or "path/to/this/checkpoint"
-    variant = "EnCodec codes" if config.is_codes_model else f"{extractor.feature_size}-bin log-mel spectrograms"
-    if config.is_codes_model:
-        usage = (
-            f'processor = VocosProcessor.from_pretrained("{repo}")\n'
-            f'model = VocosModel.from_pretrained("{repo}")\n'
-            "inputs = processor(audio=waveform, bandwidth=6.0, sampling_rate=processor.sampling_rate)\n"
-            "audio = model(**inputs).audio            # or model(codes=codes, bandwidth=6.0).audio"
-        )
-        settings = (
-            f"- input: EnCodec 24 kHz codes at {config.frame_rate:g} frames/s; bandwidths {config.bandwidths} kbps use "
-            f"{[config.num_quantizers_for_bandwidth(b) for b in config.bandwidths]} codebooks"
-        )
-    else:
-        usage = (
-            f'processor = VocosProcessor.from_pretrained("{repo}")\n'
-            f'model = VocosModel.from_pretrained("{repo}")\n'
-            "inputs = processor(audio=waveform, sampling_rate=processor.sampling_rate)\n"
-            "audio = model(**inputs).audio            # or model(input_features=mel).audio"
-        )
-        settings = (
-            f"- input: log-mel, {extractor.feature_size} bins, n_fft {extractor.n_fft}, hop {extractor.hop_length}, "
-            f"{extractor.f_min:g}-{extractor.f_max:g} Hz, {extractor.mel_scale} scale, norm {extractor.mel_norm}, "
-            f"'{extractor.stft_padding}' padding, natural log clamped at {extractor.log_floor:g}"
-        )
-    license_line = license or "unknown (not stated by the source checkpoint)"
-    return f"""---
-library_name: hf_vocos
-license: {license or "other"}
-tags:
-- audio
-- vocoder
-- vocos
----
-
-# Vocos ({variant} to audio)
-
-[Vocos](https://arxiv.org/abs/2306.00814) neural vocoder converted from the original checkpoint `{source}` for
-[hf_vocos](https://github.com/) (transformers-style `VocosModel` / `VocosProcessor`). Outputs equal the original
-`vocos` package's to float32 rounding.
-
-- source checkpoint: `{source}`
-- license: {license_line}, as the source checkpoint
-
-## Usage
-
-```python
-import torch
-from hf_vocos import VocosModel, VocosProcessor
-
-{usage}
-```
-
-## Audio settings
-
-- sampling rate: {config.sampling_rate} Hz
-{settings}
-- inverse STFT: n_fft {config.n_fft}, hop {config.hop_length}, '{config.istft_padding}' padding
-- backbone: {config.num_hidden_layers} ConvNeXt blocks, width {config.hidden_size}, inner {config.intermediate_size}
-"""
-
-
-def source_license(readme_path: str | os.PathLike | None) -> str | None:
-    """The `license:` of a model card's YAML front matter, if any."""
-    if readme_path is None or not Path(readme_path).is_file():
-        return None
-    text = Path(readme_path).read_text(encoding="utf-8", errors="replace")
-    match = re.match(r"^---\s*\n(.*?)\n---", text, re.DOTALL)
-    if not match:
-        return None
-    try:
-        metadata = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
-        return None
-    license = metadata.get("license") if isinstance(metadata, dict) else None
-    return str(license) if license else None
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -241,6 +241,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
         output.pop("_mel_blocks", None)  # derived from the filters, like them not saved
+        if type(self)._auto_class is None:
+            output.pop("auto_map", None)  # only a save with code (hf_vocos.with_remote_code) writes the files it names
         return output
 
     @property

@@ -253,6 +253,8 @@ class VocosProcessor(ProcessorMixin):
         finally:
             self.__dict__["_audio_tokenizer"] = tokenizer
         output.pop("audio_tokenizer", None)
+        if type(self)._auto_class is None:
+            output.pop("auto_map", None)  # only a save with code (hf_vocos.with_remote_code) writes the files it names
         if self.encodec_name_or_path is None:
             output.pop("encodec_name_or_path", None)
             if tokenizer is not None:

@@ -1,0 +1,7 @@
+"""`python -m hf_vocos.demo`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
