@@ -71,6 +71,14 @@ def test_resume_continues_exactly(clips, tmp_path):
         assert observed[name] == pytest.approx(expected[name], rel=1e-5, abs=1e-6), name
 
 
+def test_max_time_stops_early_with_a_checkpoint_and_the_model(clips, tmp_path):
+    trainer = VocosTrainer(tiny_config(clips, tmp_path, max_steps=10_000, max_time_seconds=1e-9))
+    trainer.train()
+    assert trainer.global_step == 1  # the first step already ran past the limit
+    assert (tmp_path / "run" / "checkpoint-0000001" / "training_state.pt").is_file()
+    assert VocosModel.from_pretrained(tmp_path / "run" / "model").config.hidden_size == TINY["hidden_size"]
+
+
 def test_discriminator_output_shapes():
     audio = torch.randn(2, 4800)
     scores, features = MultiPeriodDiscriminator()(audio)
@@ -117,6 +125,7 @@ def test_training_on_feature_audio_pairs(clips, tmp_path):
         ({"losses": ["mel", "adversarial"], "discriminators": []}, "need at least one discriminator"),
         ({"train_data": None}, "train_data: required"),
         ({"batch_size": 0}, "batch_size: expected a positive integer"),
+        ({"max_time_seconds": -1}, "max_time_seconds: expected a positive number of seconds or None, got -1"),
         ({"mixed_precision": "fp8"}, "mixed_precision"),
         ({"model_config": {**TINY, "bandwidths": [1.5, 3.0], "input_channels": 128}}, "EnCodec .* not supported"),
         ({"feature_extractor": {"feature_size": 80}}, "feature_extractor: 80 mels"),

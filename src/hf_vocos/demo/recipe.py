@@ -241,6 +241,8 @@ def main() -> None:
     run.add_argument("--output", required=True, type=Path)
     run.add_argument("--max-steps", type=int, default=20000)
     run.add_argument("--resume", action="store_true")
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--max-time", type=float, help="seconds: stop early (checkpoint and model saved) after this long")
     run.add_argument("--gan", action="store_true", help="add the multi-resolution discriminator (adversarial + feature matching)")
     score = commands.add_parser("evaluate")
     score.add_argument("--model", required=True)
@@ -262,7 +264,11 @@ def main() -> None:
         print(json.dumps(make_corpus(args.output, args.utterances)))
     elif args.command == "train":
         extra = {"losses": ["mel", "mrstft", "adversarial", "feature_matching"], "discriminators": ["mrd"]} if args.gan else {}
-        train(args.data, args.output, args.max_steps, args.resume, **extra)
+        import torch
+
+        if torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        train(args.data, args.output, args.max_steps, args.resume, batch_size=args.batch_size, max_time_seconds=args.max_time, **extra)
     elif args.command == "evaluate":
         print(json.dumps(evaluate(args.model, args.data, args.real), indent=2))
     else:

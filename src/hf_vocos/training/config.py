@@ -45,6 +45,7 @@ class TrainingConfig:
 
     # optimisation
     max_steps: int = 10000
+    max_time_seconds: float | None = None  # stop (checkpoint and final model saved) at the first step past this wall time
     batch_size: int = 16
     gradient_accumulation_steps: int = 1
     learning_rate: float = 5e-4
@@ -96,6 +97,13 @@ class TrainingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+        if self.max_time_seconds is not None and (
+            isinstance(self.max_time_seconds, bool)
+            or not isinstance(self.max_time_seconds, (int, float))
+            or not math.isfinite(self.max_time_seconds)
+            or self.max_time_seconds <= 0
+        ):
+            raise ValueError(f"max_time_seconds: expected a positive number of seconds or None, got {self.max_time_seconds!r}")
         for name in ("crop_seconds", "learning_rate", "validation_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

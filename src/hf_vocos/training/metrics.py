@@ -39,7 +39,7 @@ def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: in
         narrow = [resample(x, sampling_rate, 16000) for x in (reference, estimate)]
         try:
             results["pesq_wb"] = float(pesq(16000, narrow[0], narrow[1], "wb"))
-        except NoUtterancesError:
+        except (NoUtterancesError, ValueError):  # no speech found, or a silent estimate
             results["pesq_wb"] = float("nan")
     except ImportError:
         pass
@@ -53,11 +53,12 @@ def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: in
 
 
 def griffin_lim(log_mel: np.ndarray, extractor: VocosFeatureExtractor, iterations: int = 32, seed: int = 0) -> np.ndarray:
-    """Audio from a log-mel spectrogram by Griffin-Lim: magnitudes from the mel by least squares (non-negative), then
+    """Audio from a log-mel spectrogram by Griffin-Lim: magnitudes from the mel by the filters' pseudo-inverse
+    (clamped to non-negative), then
     `iterations` rounds of phase estimation. The classic baseline for a neural vocoder."""
     filters = torch.from_numpy(extractor.mel_filters)  # (freq, mels)
     mel = torch.from_numpy(np.exp(log_mel).astype(np.float32))  # (mels, frames)
-    magnitude = torch.linalg.lstsq(filters.T, mel).solution.clamp_min(0)  # (freq, frames)
+    magnitude = (torch.linalg.pinv(filters.T) @ mel).clamp_min(0)  # least-norm inverse of the filters, (freq, frames)
     window = torch.from_numpy(extractor.window)
     center = extractor.stft_padding == "center"
     generator = torch.Generator().manual_seed(seed)

@@ -214,19 +214,37 @@ class VocosTrainer:
         started, since = time.perf_counter(), self.global_step
         while self.global_step < config.max_steps:
             logs = self.step()
-            if self.global_step % config.log_every == 0 or self.global_step == config.max_steps:
+            final = self.global_step == config.max_steps or self._out_of_time(started)
+            if self.global_step % config.log_every == 0 or final:
                 rate = (self.global_step - since) / (time.perf_counter() - started)
                 self.log({**logs, "steps_per_second": rate})
                 last = logs
-            if self.validation is not None and (self.global_step % config.eval_every == 0 or self.global_step == config.max_steps):
+            if self.validation is not None and (self.global_step % config.eval_every == 0 or final):
                 last = self.evaluate()
                 self.log(last)
-            if self.global_step % config.save_every == 0 or self.global_step == config.max_steps:
+            if self.global_step % config.save_every == 0 or final:
                 self.save_checkpoint()
+            if final:
+                break
         if self.accelerator.is_main_process:
             self.save_model(self.output_dir / "model")
         self.accelerator.wait_for_everyone()
         return last
+
+    def _out_of_time(self, started: float) -> bool:
+        """Whether `max_time_seconds` has passed; every process takes the main process's answer, so all stop at the
+        same step."""
+        if self.config.max_time_seconds is None:
+            return False
+        flag = torch.tensor([float(time.perf_counter() - started > self.config.max_time_seconds)], device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            flag = broadcast(flag, from_process=0)
+        if bool(flag.item()):
+            logger.info(f"max_time_seconds {self.config.max_time_seconds} reached at step {self.global_step}; stopping")
+            return True
+        return False
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
