@@ -169,6 +169,17 @@ def train(data: Path, output: Path, max_steps: int, resume: bool, **overrides) -
     VocosTrainer(TrainingConfig(**settings)).train()
 
 
+def align(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> np.ndarray:
+    """`estimate` shifted by the lag (within +-max_lag samples) that best correlates it with `reference`, cut or padded
+    to its length: the demo page's MP3s carry different encoder delays (about 1100 samples at 24 kHz)."""
+    size = 1 << int(np.ceil(np.log2(len(reference) + len(estimate))))
+    correlation = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(estimate, size)), size)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    lag = int(lags[np.argmax(np.concatenate([correlation[: max_lag + 1], correlation[-max_lag:]]))])
+    shifted = estimate[-lag:] if lag < 0 else np.concatenate([np.zeros(lag, estimate.dtype), estimate])
+    return np.pad(shifted, (0, max(0, len(reference) - len(shifted))))[: len(reference)]
+
+
 def evaluate(model_path: str, data: Path, real: Path | None, clips: int = 48) -> dict:
     """Mean metrics of the model, Griffin-Lim (32 iterations, same mel) and, on the real clips, the released Vocos
     outputs stored beside them."""
@@ -200,7 +211,8 @@ def evaluate(model_path: str, data: Path, real: Path | None, clips: int = 48) ->
                 released = real / "mel" / "vocos" / path.name
                 if released.exists():
                     audio, released_rate = load_audio(released)
-                    candidates["released vocos-mel-24khz"] = resample(to_mono(audio)[0], released_rate, rate)
+                    released_audio = resample(to_mono(audio)[0], released_rate, rate)
+                    candidates["released vocos-mel-24khz"] = align(reference, released_audio, max_lag=rate // 10)
             for system, estimate in candidates.items():
                 for metric, value in audio_metrics(reference, estimate, rate, extractor).items():
                     scores.setdefault(system, {}).setdefault(metric, []).append(value)
@@ -242,6 +254,9 @@ def main() -> None:
     run.add_argument("--max-steps", type=int, default=20000)
     run.add_argument("--resume", action="store_true")
     run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--init", help="start from this model's weights (a fresh optimizer and schedule), e.g. a finished run")
+    run.add_argument("--learning-rate", type=float, default=1e-3)
+    run.add_argument("--warmup-steps", type=int, default=500)
     run.add_argument("--max-time", type=float, help="seconds: stop early (checkpoint and model saved) after this long")
     run.add_argument("--gan", action="store_true", help="add the multi-resolution discriminator (adversarial + feature matching)")
     score = commands.add_parser("evaluate")
@@ -268,7 +283,19 @@ def main() -> None:
 
         if torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        train(args.data, args.output, args.max_steps, args.resume, batch_size=args.batch_size, max_time_seconds=args.max_time, **extra)
+        if args.init:
+            extra.update(model=args.init, model_config={})
+        train(
+            args.data,
+            args.output,
+            args.max_steps,
+            args.resume,
+            batch_size=args.batch_size,
+            max_time_seconds=args.max_time,
+            learning_rate=args.learning_rate,
+            warmup_steps=args.warmup_steps,
+            **extra,
+        )
     elif args.command == "evaluate":
         print(json.dumps(evaluate(args.model, args.data, args.real), indent=2))
     else:
