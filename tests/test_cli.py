@@ -183,3 +183,14 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "hf-vocos"  # beside this interpreter, whether or not the venv is on PATH
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("hf_vocos ")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    from hf_vocos.audio_io import save_audio
+
+    umask = os.umask(0o022)
+    try:
+        path = save_audio(tmp_path / "out.wav", np.zeros(2400, np.float32), 24000)
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

@@ -76,6 +76,20 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(audio, from_rate, to_rate, quality="HQ").astype(np.float32)
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (setting it, even briefly, races other
+    threads that create files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call `write(temporary_path)` on a temporary file beside `path`, then rename it to `path`: readers never see a
     half-written file, and a failed write leaves nothing behind."""
@@ -85,6 +99,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes it 0600; give it the mode open() would
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
