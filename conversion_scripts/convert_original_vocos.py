@@ -118,7 +118,7 @@ def convert(args: argparse.Namespace) -> Path:
         with with_remote_code() if args.with_code else contextlib.nullcontext():
             model.save_pretrained(staging)
             processor.save_pretrained(staging)
-        card = model_card(model.config, processor.feature_extractor, args.input, license, args.push_to_hub)
+        card = model_card(model.config, processor.feature_extractor, args.input, license, args.push_to_hub, args.with_code)
         (staging / "README.md").write_text(card, encoding="utf-8")
         if args.verify:
             try:

@@ -97,6 +97,9 @@ def test_model_card_names_the_repository_and_both_ways_to_load(variant):
     assert card.count('from_pretrained("me/my-vocos", trust_remote_code=True)') == 2
     assert "source checkpoint: `charactr/vocos-x`" in card and "sampling rate: 24000 Hz" in card
     assert ("bandwidth=6.0" in card) == (variant == "encodec")
+    # A checkpoint saved without its code must not promise the trust_remote_code route.
+    without = model_card(config, VocosFeatureExtractor(), "charactr/vocos-x", "mit", repo_id="me/my-vocos", with_code=False)
+    assert "trust_remote_code" not in without and without.count('from_pretrained("me/my-vocos")') == 2
 
 
 @pytest.mark.parametrize("package", ["torchaudio", "torchcodec"])

@@ -59,9 +59,10 @@ def with_remote_code():
 _UNSET = object()
 
 
-def model_card(config, extractor, source: str, license: str | None, repo_id: str | None = None) -> str:
-    """A model card (README.md) for a converted or trained checkpoint: what it is, where it comes from and under which
-    license, how to load it with hf_vocos and with plain transformers, and its audio settings."""
+def model_card(config, extractor, source: str, license: str | None, repo_id: str | None = None, with_code: bool = True) -> str:
+    """A model card (README.md) for a converted checkpoint: what it is, where it comes from and under which license,
+    how to load it with hf_vocos and, when the checkpoint carries its code (`with_code`), with plain transformers,
+    and its audio settings."""
     repo = repo_id or "path/to/this/checkpoint"
     variant = "EnCodec codes" if config.is_codes_model else f"{extractor.feature_size}-bin log-mel spectrograms"
     if config.is_codes_model:
@@ -80,6 +81,24 @@ def model_card(config, extractor, source: str, license: str | None, repo_id: str
             f"'{extractor.stft_padding}' padding, natural log clamped at {extractor.log_floor:g}"
         )
     license_line = license or "unknown (not stated by the source checkpoint)"
+    remote_code_usage = (
+        f"""## Usage with plain transformers
+
+The repository carries the model's code, so transformers and torch suffice:
+
+```python
+from transformers import AutoModel, AutoProcessor
+
+processor = AutoProcessor.from_pretrained("{repo}", trust_remote_code=True)
+model = AutoModel.from_pretrained("{repo}", trust_remote_code=True)
+{call}
+{decode}
+```
+
+"""
+        if with_code
+        else ""
+    )
     return f"""---
 library_name: hf_vocos
 license: {license or "other"}
@@ -109,20 +128,7 @@ model = VocosModel.from_pretrained("{repo}")
 {decode}
 ```
 
-## Usage with plain transformers
-
-The repository carries the model's code, so transformers and torch suffice:
-
-```python
-from transformers import AutoModel, AutoProcessor
-
-processor = AutoProcessor.from_pretrained("{repo}", trust_remote_code=True)
-model = AutoModel.from_pretrained("{repo}", trust_remote_code=True)
-{call}
-{decode}
-```
-
-## Audio settings
+{remote_code_usage}## Audio settings
 
 - sampling rate: {config.sampling_rate} Hz
 {settings}
