@@ -10,11 +10,27 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["AUDIO_SUFFIXES", "AudioError", "atomic_write", "encode_wav", "load_audio", "resample", "save_audio", "save_array", "to_mono"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "AudioError",
+    "atomic_write",
+    "encode_wav",
+    "find_files",
+    "load_audio",
+    "resample",
+    "save_audio",
+    "save_array",
+    "to_mono",
+]
 
 
 # File suffixes searched for in input folders (formats soundfile decodes).
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".snd", ".w64", ".caf"}
+
+
+def find_files(folder: str | os.PathLike, suffixes=AUDIO_SUFFIXES) -> list[Path]:
+    """The files under `folder` (recursively) whose suffix, in any case, is one of `suffixes`, sorted."""
+    return sorted(f for f in Path(folder).rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
 
 
 class AudioError(ValueError):

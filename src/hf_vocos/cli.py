@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AUDIO_SUFFIXES, AudioError, load_audio, save_array, save_audio
+from .audio_io import AUDIO_SUFFIXES, AudioError, find_files, load_audio, save_array, save_audio
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def plan(inputs: list[str], output: str, suffix: str, wanted: set[str], report: 
         if not path.exists():
             report.fail(f"{item}: no such file or folder")
         elif path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in wanted)
+            files = find_files(path, wanted)
             if not files:
                 report.fail(f"{item}: no {'/'.join(sorted(wanted))} files in this folder")
             jobs += [(f, output_path / f.relative_to(path).with_suffix(suffix)) for f in files]

@@ -26,12 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AUDIO_SUFFIXES, AudioError, encode_wav, load_audio
+from .audio_io import AudioError, encode_wav, find_files, load_audio
 
 __all__ = ["add_dataset_parser", "run_dataset"]
 
 logger = logging.getLogger("hf_vocos")
 
+
+def is_saved_dataset(path: Path) -> bool:
+    """Whether `path` is a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
+    return path.is_dir() and any((path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json"))
 
 
 def _audio_struct() -> dict:
@@ -140,10 +144,10 @@ def load_source(source: str, split: str | None, audio_column: str):
     from .cli import CliError
 
     path = Path(source)
-    if path.is_dir() and any((path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
+    if is_saved_dataset(path):
         dataset = datasets.load_from_disk(str(path))
     elif path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+        files = find_files(path)
         if not files:
             raise CliError(f"{source}: no audio files in this folder")
         features = datasets.Features({audio_column: _audio_struct(), "file": datasets.Value("string")})

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio_io import AUDIO_SUFFIXES, AudioError, load_audio, resample, to_mono
+from ..audio_io import AUDIO_SUFFIXES, AudioError, find_files, load_audio, resample, to_mono
 
 __all__ = ["AudioCorpus", "CropSampler", "PairCorpus", "load_corpus"]
 
@@ -60,12 +60,13 @@ def load_corpus(source: str, sampling_rate: int, audio_column: str = "audio", da
 
 
 def _audio_values(source: str, audio_column: str):
+    from ..dataset_vocos import is_saved_dataset, load_source
+
     path = Path(source)
-    if path.is_dir() and not any((path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
-        for file in sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES):
+    if path.is_dir() and not is_saved_dataset(path):  # a plain folder: read it without datasets, naming each file
+        for file in find_files(path):
             yield str(file.relative_to(path)), file
         return
-    from ..dataset_vocos import load_source
 
     dataset = load_source(source, None, audio_column)
     for index, value in enumerate(dataset[audio_column]):
