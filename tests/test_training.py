@@ -158,3 +158,38 @@ def test_train_command(clips, tmp_path):
     (tmp_path / "bad.yaml").write_text("train_data: x\nlearning_rat: 0.1\n")
     bad = subprocess.run([sys.executable, "-m", "hf_vocos", "train", "--config", str(tmp_path / "bad.yaml")], capture_output=True, text=True, env=env)
     assert bad.returncode == 1 and "unknown settings ['learning_rat']" in bad.stderr
+
+
+@pytest.mark.parametrize("padding", ["center", "same"])
+def test_training_log_mel_equals_the_feature_extractor(padding):
+    from hf_vocos.training.losses import LogMelSpectrogram
+
+    extractor = VocosFeatureExtractor(stft_padding=padding)
+    audio = np.stack([speech_like(24000, seed=1), speech_like(24000, seed=2)])
+    expected = extractor(list(audio), sampling_rate=24000, return_tensors="pt")["input_features"]
+    observed = LogMelSpectrogram(extractor)(torch.from_numpy(audio))
+    assert observed.shape == expected.shape
+    torch.testing.assert_close(observed, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_audio_metrics_and_griffin_lim():
+    from hf_vocos.training.metrics import audio_metrics, griffin_lim
+
+    extractor = VocosFeatureExtractor()
+    reference = speech_like(24000 * 2, seed=4)
+    same = audio_metrics(reference, reference.copy(), 24000, extractor)
+    assert same["log_mel_l1"] == 0.0 and same["mrstft"] < 1e-3
+    noisy = reference + 0.05 * np.random.default_rng(0).standard_normal(len(reference)).astype(np.float32)
+    worse = audio_metrics(reference, noisy, 24000, extractor)
+    assert worse["log_mel_l1"] > 0.05 and worse["mrstft"] > 0.1
+    if "pesq_wb" in same:
+        assert worse["pesq_wb"] < same["pesq_wb"]
+
+    features = extractor(reference, sampling_rate=24000)["input_features"][0]
+    rebuilt = griffin_lim(features, extractor, iterations=8)
+    assert rebuilt.shape == ((features.shape[-1] - 1) * 256,)
+    assert audio_metrics(reference, rebuilt, 24000, extractor)["log_mel_l1"] < 0.6  # noise scores 4.7
+    with pytest.raises(ValueError, match=r"log_mel must have shape \(100, frames\), got \(80, 5\)"):
+        griffin_lim(np.zeros((80, 5), np.float32), extractor)
+    with pytest.raises(ValueError, match="stft_padding 'same' is not supported"):
+        griffin_lim(features, VocosFeatureExtractor(stft_padding="same"))

@@ -111,7 +111,7 @@ class Vocoder:
         decoded (for a progress bar over a long item)."""
         outputs: list[np.ndarray | None] = [None] * len(items)
         long_items = [i for i, item in enumerate(items) if item.shape[-1] > self.long_frames]
-        short_items = [i for i in range(len(items)) if i not in set(long_items)]
+        short_items = [i for i, item in enumerate(items) if item.shape[-1] <= self.long_frames]
         lengths = [items[i].shape[-1] for i in short_items]
         with torch.inference_mode():
             for batch in self._batches(lengths):

@@ -232,19 +232,19 @@ class VocosTrainer:
         return last
 
     def _out_of_time(self, started: float) -> bool:
-        """Whether `max_time_seconds` has passed; every process takes the main process's answer, so all stop at the
-        same step."""
+        """Whether `max_time_seconds` has passed; with several processes all take the main process's answer, so all
+        stop at the same step."""
         if self.config.max_time_seconds is None:
             return False
-        flag = torch.tensor([float(time.perf_counter() - started > self.config.max_time_seconds)], device=self.accelerator.device)
+        out_of_time = time.perf_counter() - started > self.config.max_time_seconds
         if self.accelerator.num_processes > 1:
             from accelerate.utils import broadcast
 
-            flag = broadcast(flag, from_process=0)
-        if bool(flag.item()):
+            flag = torch.tensor([float(out_of_time)], device=self.accelerator.device)
+            out_of_time = bool(broadcast(flag, from_process=0).item())
+        if out_of_time:
             logger.info(f"max_time_seconds {self.config.max_time_seconds} reached at step {self.global_step}; stopping")
-            return True
-        return False
+        return out_of_time
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
