@@ -255,8 +255,8 @@ def main() -> None:
     run.add_argument("--resume", action="store_true")
     run.add_argument("--batch-size", type=int, default=16)
     run.add_argument("--init", help="start from this model's weights (a fresh optimizer and schedule), e.g. a finished run")
-    run.add_argument("--learning-rate", type=float, default=1e-3)
-    run.add_argument("--warmup-steps", type=int, default=500)
+    run.add_argument("--learning-rate", type=float, help="peak learning rate (default 1e-3)")
+    run.add_argument("--warmup-steps", type=int, help="warm-up steps (default 500)")
     run.add_argument("--max-time", type=float, help="seconds: stop early (checkpoint and model saved) after this long")
     run.add_argument("--gan", action="store_true", help="add the multi-resolution discriminator (adversarial + feature matching)")
     score = commands.add_parser("evaluate")
@@ -279,23 +279,11 @@ def main() -> None:
         print(json.dumps(make_corpus(args.output, args.utterances)))
     elif args.command == "train":
         extra = {"losses": ["mel", "mrstft", "adversarial", "feature_matching"], "discriminators": ["mrd"]} if args.gan else {}
-        import torch
-
-        if torch.cuda.is_available():
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         if args.init:
             extra.update(model=args.init, model_config={})
-        train(
-            args.data,
-            args.output,
-            args.max_steps,
-            args.resume,
-            batch_size=args.batch_size,
-            max_time_seconds=args.max_time,
-            learning_rate=args.learning_rate,
-            warmup_steps=args.warmup_steps,
-            **extra,
-        )
+        overrides = {"learning_rate": args.learning_rate, "warmup_steps": args.warmup_steps, "max_time_seconds": args.max_time}
+        extra.update({name: value for name, value in overrides.items() if value is not None})
+        train(args.data, args.output, args.max_steps, args.resume, batch_size=args.batch_size, **extra)
     elif args.command == "evaluate":
         print(json.dumps(evaluate(args.model, args.data, args.real), indent=2))
     else:
