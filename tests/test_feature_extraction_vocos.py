@@ -191,3 +191,73 @@ def test_save_load_round_trip_and_auto(tmp_path, speech):
     )
     VocosConfig().save_pretrained(tmp_path)
     assert type(AutoFeatureExtractor.from_pretrained(tmp_path)) is VocosFeatureExtractor
+
+
+@pytest.mark.parametrize("padding", ["center", "same"])
+@pytest.mark.parametrize("block_frames", [1, 7, 64])
+def test_blocked_stft_equals_one_block(monkeypatch, padding, block_frames):
+    """Clips longer than one STFT block (here forced small) get the features of a single whole-clip transform, with
+    the reflect padding in the first and last blocks only; ragged batches too."""
+    import hf_vocos.feature_extraction_vocos as module
+
+    extractor = VocosFeatureExtractor(stft_padding=padding)
+    clips = [speech_like(n, seed=i) for i, n in enumerate((24000, 7001, 1000))]
+    whole = extractor(clips, sampling_rate=24000, return_tensors="pt")
+    monkeypatch.setattr(module, "_FRAMES_PER_BLOCK", block_frames)
+    blocked = extractor(clips, sampling_rate=24000, return_tensors="pt")
+    torch.testing.assert_close(blocked["input_features"], whole["input_features"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(blocked["attention_mask"], whole["attention_mask"], rtol=0, atol=0)
+
+
+def test_long_clip_matches_librosa():
+    """A minute of audio spans several STFT blocks; each frame still matches the independent librosa log-mel."""
+    ours, spec = CONVENTIONS["original-center"]
+    extractor = VocosFeatureExtractor(**ours)
+    audio = np.tile(speech_like(24000, seed=5), 60) * np.linspace(0.2, 1.0, 60 * 24000, dtype=np.float32)
+    features = extractor(audio, sampling_rate=24000, return_tensors="np")["input_features"][0]
+    reference, _ = librosa_log_mel(audio, spec, extractor.edge_padding)
+    assert features.shape == reference.shape == (100, 60 * 24000 // 256 + 1)
+    np.testing.assert_allclose(features, np.log(np.maximum(reference, 1e-7)), rtol=0, atol=5e-3)
+
+
+def test_fresh_buffers_equal_reused_buffers(speech):
+    """The path for accelerators (buffers allocated per call, torch's complex abs) gives the CPU path's features."""
+    extractor = VocosFeatureExtractor()
+    clips = [speech, speech[: len(speech) // 3]]
+    total = extractor.num_frames(len(speech))
+    reused = extractor._log_mel(clips, torch.device("cpu"), total, reuse_buffers=True)
+    fresh = extractor._log_mel(clips, torch.device("cpu"), total, reuse_buffers=False)
+    torch.testing.assert_close(fresh, reused, rtol=0, atol=1e-5)
+
+
+def test_outputs_do_not_alias_the_reused_buffers(speech):
+    extractor = VocosFeatureExtractor()
+    first = extractor(speech, sampling_rate=24000, return_tensors="pt")["input_features"]
+    kept = first.clone()
+    extractor(speech[::-1].copy(), sampling_rate=24000, return_tensors="pt")
+    torch.testing.assert_close(first, kept, rtol=0, atol=0)
+
+
+def test_threads_calling_at_once_get_their_own_features():
+    """The reused STFT buffers are per thread: concurrent calls (e.g. a threaded data loader) do not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    extractor = VocosFeatureExtractor()
+    clips = [speech_like(24000 + 997 * i, seed=i) for i in range(8)]
+    serial = [extractor(clip, sampling_rate=24000)["input_features"] for clip in clips]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            concurrent = list(pool.map(lambda clip: extractor(clip, sampling_rate=24000)["input_features"], clips))
+            for got, expected in zip(concurrent, serial):
+                np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("start, stop", [(-512, 700), (-3, 10), (0, 1000), (400, 1100), (-900, 1900), (995, 1004)])
+def test_reflect_segment_equals_numpy_pad(start, stop):
+    from hf_vocos.feature_extraction_vocos import _reflect_segment
+
+    clip = np.arange(1000, dtype=np.float32)
+    padded = np.pad(clip, 1000 - 1, mode="reflect")
+    out = np.empty(stop - start, np.float32)
+    _reflect_segment(clip, start, out)
+    np.testing.assert_array_equal(out, padded[start + 999 : stop + 999])
