@@ -1,4 +1,4 @@
-"""Log-mel feature extractor for Vocos, computed with `torch.stft` (no torchaudio)."""
+"""Log-mel feature extractor for Vocos, computed with `torch.fft.rfft` over reflect-padded frames (no torchaudio)."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def _to_numpy(array: np.ndarray | torch.Tensor, argument_name: str) -> np.ndarra
 class VocosFeatureExtractor(SequenceFeatureExtractor):
     r"""
     Computes the log-mel spectrogram that Vocos is conditioned on, exactly as the original `vocos` package does
-    (torchaudio's `MelSpectrogram(power=1)`, then `log(clamp(mel, min=1e-7))`), with `torch.stft` and
+    (torchaudio's `MelSpectrogram(power=1)`, then `log(clamp(mel, min=1e-7))`), with `torch.fft.rfft` and
     `transformers.audio_utils.mel_filter_bank` instead of torchaudio.
 
     Each clip is padded at its own edges (reflect), transformed, and only then are the feature frames of a batch
