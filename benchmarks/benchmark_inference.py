@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -241,6 +240,44 @@ def feature_section(args, lines: list) -> None:
         print(lines[-1], flush=True)
 
 
+def feature_stage_section(args, lines: list) -> None:
+    """Where a 10 s clip's extraction time goes: each stage of `VocosFeatureExtractor._log_mel` alone, on its own
+    buffers, against the whole call (which adds the argument checks, the mask and the BatchFeature)."""
+    from hf_vocos import feature_extraction_vocos as module
+
+    extractor = VocosFeatureExtractor()
+    clip = np.random.default_rng(0).standard_normal(10 * 24000).astype(np.float32) * 0.1
+    frames_count = extractor.num_frames(len(clip))
+    samples = (frames_count - 1) * extractor.hop_length + extractor.n_fft
+    signal, frames, magnitude = module._thread_buffers(samples, frames_count, extractor.n_fft)
+    rows = torch.empty(frames_count, extractor.feature_size)
+
+    def pad_and_window():
+        module._reflect_segment(clip, -extractor.edge_padding, signal.numpy())
+        torch.mul(signal.unfold(0, extractor.n_fft, extractor.hop_length), extractor._fft_window, out=frames)
+
+    spectrum = torch.fft.rfft(frames, dim=-1)
+
+    def mel_product():
+        column = 0
+        for first, last, weights in extractor._mel_blocks:
+            torch.matmul(magnitude[:, first:last], weights, out=rows[:, column : column + weights.shape[1]])
+            column += weights.shape[1]
+
+    stages = {
+        "reflect padding + window": pad_and_window,
+        "real FFT": lambda: torch.fft.rfft(frames, dim=-1),
+        "magnitude (numpy abs)": lambda: np.abs(spectrum.numpy(), out=magnitude.numpy()),
+        "mel product (filter groups)": mel_product,
+        "clamp + log": lambda: rows.clamp_(min=extractor.log_floor).log_(),
+        "whole call": lambda: extractor(clip, sampling_rate=24000, return_tensors="pt"),
+    }
+    times = in_blocks(stages, args.repeats * 20)
+    for name, (median, best) in times.items():
+        lines.append(f"| {name} | {median * 1000:.2f} ms | {best * 1000:.2f} ms |")
+        print(lines[-1], flush=True)
+
+
 def in_blocks(functions: dict, calls: int, blocks: int = 4) -> dict:
     """(median, best) seconds per call of each function, timed in alternating blocks of `calls // blocks` calls."""
     times = {name: [] for name in functions}
@@ -373,7 +410,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--sections", nargs="+", default=["speed", "ceiling", "features", "streaming", "memory", "onnx"])
+    parser.add_argument("--sections", nargs="+", default=["speed", "ceiling", "features", "feature-stages", "streaming", "memory", "onnx"])
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--memory-probe", choices=["stream", "decode_chunked", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--minutes", type=int, default=1, help=argparse.SUPPRESS)
@@ -399,6 +436,7 @@ def main() -> None:
     sections = [
         ("ceiling", ceiling_section, "| model | dtype | FLOPs (60 s) | sustained matmul throughput | matmuls alone (ceiling) | whole model | of ceiling |", "|---|---|---|---|---|---|---|"),
         ("features", feature_section, "| feature extraction | librosa median (best) | ours median (best) | ratio median (best) |", "|---|---|---|---|"),
+        ("feature-stages", feature_stage_section, "| stage (10 s, 24 kHz, 1 clip) | median | best |", "|---|---|---|"),
         ("streaming", streaming_section, "| chunk | time per push | compute RTF | latency (context + chunk) |", "|---|---|---|---|"),
         ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
         ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),

@@ -173,6 +173,11 @@ def test_bad_settings_raise(kwargs, match):
         VocosFeatureExtractor(**kwargs)
 
 
+def test_bad_device_raises(speech):
+    with pytest.raises(ValueError, match=r"`device`.*'gpu'"):
+        VocosFeatureExtractor()(speech, sampling_rate=24000, device="gpu")
+
+
 def test_unknown_call_argument_raises(speech):
     with pytest.raises(TypeError, match="truncation"):
         VocosFeatureExtractor()(speech, sampling_rate=24000, truncation=True)
@@ -224,9 +229,9 @@ def test_fresh_buffers_equal_reused_buffers(speech):
     """The path for accelerators (buffers allocated per call, torch's complex abs) gives the CPU path's features."""
     extractor = VocosFeatureExtractor()
     clips = [speech, speech[: len(speech) // 3]]
-    total = extractor.num_frames(len(speech))
-    reused = extractor._log_mel(clips, torch.device("cpu"), total, reuse_buffers=True)
-    fresh = extractor._log_mel(clips, torch.device("cpu"), total, reuse_buffers=False)
+    counts = [extractor.num_frames(len(clip)) for clip in clips]
+    reused = extractor._log_mel(clips, counts, max(counts), torch.device("cpu"), reuse_buffers=True)
+    fresh = extractor._log_mel(clips, counts, max(counts), torch.device("cpu"), reuse_buffers=False)
     torch.testing.assert_close(fresh, reused, rtol=0, atol=1e-5)
 
 

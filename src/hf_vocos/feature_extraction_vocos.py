@@ -306,6 +306,10 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         check_sampling_rate(sampling_rate, self.sampling_rate, type(self).__name__)
         if pad_to_multiple_of is not None:
             _check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"`device` must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from None
         clips = audio_to_float_list(raw_speech, "raw_speech")
         for index, clip in enumerate(clips):
             if clip.shape[0] < self.min_num_samples:
@@ -320,7 +324,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         total_frames = max(frame_counts)
         if pad_to_multiple_of is not None:
             total_frames = -(-total_frames // pad_to_multiple_of) * pad_to_multiple_of
-        features = self._log_mel(clips, torch.device(device), total_frames)
+        features = self._log_mel(clips, frame_counts, total_frames, device)
         attention_mask = torch.arange(total_frames, device=features.device)[None, :] < torch.tensor(
             frame_counts, device=features.device
         )[:, None]
@@ -336,10 +340,15 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         return BatchFeature(data, tensor_type="pt")
 
     def _log_mel(
-        self, clips: list[np.ndarray], device: torch.device, total_frames: int, reuse_buffers: bool | None = None
+        self,
+        clips: list[np.ndarray],
+        frame_counts: list[int],
+        total_frames: int,
+        device: torch.device,
+        reuse_buffers: bool | None = None,
     ) -> torch.Tensor:
-        """Log-mel of each clip, padded at its own edges: (batch, n_mels, total_frames), frames past a clip's own
-        filled with `padding_value`.
+        """Log-mel of each clip (`frame_counts[i]` frames), padded at its own edges: (batch, n_mels, total_frames),
+        frames past a clip's own filled with `padding_value`.
 
         Each clip goes through the STFT in blocks of at most `_FRAMES_PER_BLOCK` frames, so the working memory is
         bounded whatever the audio's length. On CPU the blocks' buffers are kept per thread and reused
@@ -347,7 +356,6 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         megabytes back to the kernel and every call page-faults them in again).
         """
         reuse_buffers = device.type == "cpu" if reuse_buffers is None else reuse_buffers
-        frame_counts = [self.num_frames(clip.shape[0]) for clip in clips]
         make = torch.empty if min(frame_counts) == total_frames else functools.partial(torch.full, fill_value=self.padding_value)
         # Frames-major output, returned transposed (batch, mels, frames) like torchaudio's.
         features = make((len(clips), total_frames, self.feature_size), dtype=torch.float32, device=device)
