@@ -194,3 +194,39 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
+def test_each_or_alone_singles_out_the_failing_items():
+    from hf_vocos.vocoder import each_or_alone
+
+    calls = []
+
+    def compute(items):
+        calls.append(list(items))
+        if any(item < 0 for item in items):
+            raise ValueError(f"negative: {[item for item in items if item < 0]}")
+        return [item * 10 for item in items]
+
+    assert each_or_alone(compute, [1, 2]) == [(10, None), (20, None)]
+    results = each_or_alone(compute, [1, -2, 3])
+    assert [result for result, _ in results] == [10, None, 30]
+    assert results[1][1] is not None and "negative: [-2]" in str(results[1][1])
+    assert calls[-4:] == [[1, -2, 3], [1], [-2], [3]]  # the group once, then each item alone
+
+    def broken(items):
+        raise RuntimeError("broken")
+
+    with pytest.raises(RuntimeError):  # only the errors a bad item raises are caught, not a broken model's
+        each_or_alone(broken, [1, 2])
+
+
+def test_a_clip_the_model_refuses_fails_alone_in_its_batch(workspace, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    soundfile.write(inputs / "a.wav", speech_like(24000, seed=1), 24000)
+    soundfile.write(inputs / "short.wav", speech_like(100, seed=2), 24000)  # fewer samples than the STFT padding needs
+    result = run("resynth", inputs, "-o", tmp_path / "out", "--model", workspace / "mel", "--batch-size", "2")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "short.wav" in errors[0] and "at least 513 samples" in errors[0], result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.wav"]

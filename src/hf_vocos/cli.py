@@ -232,24 +232,20 @@ def load_array(path: Path, vocoder, codes: bool) -> np.ndarray:
 
 
 def run_items(loaded, compute, write, report: Report, bar) -> None:
-    """Run `compute` on the whole group; if it raises, run the items one by one to find the bad ones."""
+    """Run `compute` on the group's items (one by one if the group fails, to single out the bad ones) and write each
+    result."""
+    from .vocoder import each_or_alone
+
     if not loaded:
         return
-    try:
-        results = compute([item for _, _, item in loaded])
-    except (ValueError, TypeError) as error:
-        if len(loaded) == 1:
-            report.fail(f"{loaded[0][0]}: {error}")
-            bar.update(1)
-            return
-        for entry in loaded:
-            run_items([entry], compute, write, report, bar)
-        return
-    for (source, target, item), result in zip(loaded, results):
-        try:
-            write(source, target, item, result)
-        except (OSError, ValueError, AudioError) as error:
-            report.fail(f"{target}: cannot write it ({error})")
+    for (source, target, item), (result, error) in zip(loaded, each_or_alone(compute, [item for _, _, item in loaded])):
+        if error is not None:
+            report.fail(f"{source}: {error}")
+        else:
+            try:
+                write(source, target, item, result)
+            except (OSError, ValueError, AudioError) as error:
+                report.fail(f"{target}: cannot write it ({error})")
         bar.update(1)
 
 

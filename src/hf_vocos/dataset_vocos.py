@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AudioError, encode_wav, find_files, load_audio
+from .audio_io import AudioError, atomic_write, encode_wav, find_files, load_audio
+from .vocoder import each_or_alone
 
 __all__ = ["add_dataset_parser", "run_dataset"]
 
@@ -189,7 +190,7 @@ def check_manifest(output: Path, manifest: dict) -> None:
     if output.exists() and any(output.iterdir()):
         raise CliError(f"-o {output} exists and is not an earlier run of this command; use another -o")
     output.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=2))
+    atomic_write(path, lambda temporary: Path(temporary).write_text(json.dumps(manifest, indent=2)))
 
 
 def process_shard(shard, vocoder, args):
@@ -217,31 +218,22 @@ def process_shard(shard, vocoder, args):
     def vocode(batch):
         prepared, positions, errors = [], [], [None] * len(batch[column])
         for position, value in enumerate(batch[column]):
+            name = describe(value, batch, position)
             try:
-                audio, rate = load_audio(value, name=describe(value, batch, position))
-                prepared.append(vocoder.prepare(audio, rate, describe(value, batch, position)))
+                audio, rate = load_audio(value, name=name)
+                prepared.append(vocoder.prepare(audio, rate, name))
                 positions.append(position)
             except (AudioError, ValueError, OSError) as error:
                 errors[position] = str(error)
         results: list = [None] * len(errors)
-        if prepared:
-            try:
-                outputs = vocoder.analyze(prepared) if analyze else vocoder.resynthesize(prepared)
-            except (ValueError, TypeError):
-                outputs = []
-                for position, clip in zip(positions, prepared):  # find the bad ones
-                    try:
-                        outputs.append((vocoder.analyze if analyze else vocoder.resynthesize)([clip])[0])
-                    except (ValueError, TypeError) as error:
-                        errors[position] = f"{describe(batch[column][position], batch, position)}: {error}"
-                        outputs.append(None)
-            for position, result in zip(positions, outputs):
-                if result is None:
-                    continue
-                if analyze:
-                    results[position] = result.tolist()
-                else:
-                    results[position] = {"bytes": encode_wav(result, vocoder.sampling_rate), "path": None}
+        compute = vocoder.analyze if analyze else vocoder.resynthesize
+        for position, (result, error) in zip(positions, each_or_alone(compute, prepared) if prepared else []):
+            if error is not None:
+                errors[position] = f"{describe(batch[column][position], batch, position)}: {error}"
+            elif analyze:
+                results[position] = result.tolist()
+            else:
+                results[position] = {"bytes": encode_wav(result, vocoder.sampling_rate), "path": None}
         name = ("codes" if vocoder.is_codes_model else "mel") if analyze else "vocos_audio"
         return {name: results, "vocos_error": errors}
 
@@ -314,8 +306,6 @@ def merge(output: Path, num_shards: int, final: Path) -> None:
         [datasets.load_from_disk(str(folder)) for folder in folders if not (folder / _EMPTY_MARKER).exists()]
     )
     if final.suffix == ".parquet":
-        temporary = final.parent / f".{final.name}.partial"
-        merged.to_parquet(str(temporary))
-        temporary.rename(final)
+        atomic_write(final, lambda temporary: merged.to_parquet(temporary))
     else:
         save_atomically(merged, final)

@@ -17,7 +17,7 @@ from .audio_io import resample, to_mono
 from .modeling_vocos import VocosModel
 from .processing_vocos import VocosProcessor
 
-__all__ = ["Vocoder"]
+__all__ = ["Vocoder", "each_or_alone"]
 
 logger = logging.getLogger("hf_vocos")
 
@@ -161,3 +161,14 @@ class Vocoder:
         """Indices in batches of `batch_size`, sorted by length so that little padding is computed."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+
+def each_or_alone(compute: Callable[[list], list], items: list) -> list[tuple[object, Exception | None]]:
+    """`compute(items)` on the whole group; if it raises ValueError or TypeError, each item alone, so that a bad item
+    fails by itself and the others still get their results. Returns `(result, None)` or `(None, error)` per item."""
+    try:
+        return [(result, None) for result in compute(items)]
+    except (ValueError, TypeError) as error:
+        if len(items) == 1:
+            return [(None, error)]
+    return [each_or_alone(compute, [item])[0] for item in items]
