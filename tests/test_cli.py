@@ -156,6 +156,7 @@ def test_bad_inputs_each_get_one_line_and_the_rest_is_processed(workspace, tmp_p
         ("resynth {inputs}/a.wav -o {tmp}/out --model {tmp}/nothing-here", "--model .*nothing-here: cannot load it"),
         ("decode-codes {tmp}/codes.npy -o {tmp}/out --model {mel}", "is a mel model; decode-codes needs an EnCodec model"),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --device gpu!", "--device 'gpu!': not a torch device"),
+        ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --long-seconds -1", "--long-seconds -1.0: expected a number of seconds >= 0"),
     ],
 )
 def test_command_errors_are_one_line(workspace, tmp_path, args, message):

@@ -44,6 +44,8 @@ class Vocoder:
             raise ValueError(f"--dtype {dtype!r}: expected one of {sorted(_DTYPES)}")
         if batch_size < 1:
             raise ValueError(f"--batch-size {batch_size}: expected at least 1")
+        if not long_seconds >= 0:  # also refuses NaN
+            raise ValueError(f"--long-seconds {long_seconds}: expected a number of seconds >= 0")
         try:
             self.device = torch.device(device)
         except RuntimeError:
