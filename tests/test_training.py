@@ -166,9 +166,12 @@ def test_training_log_mel_equals_the_feature_extractor(padding):
 
     extractor = VocosFeatureExtractor(stft_padding=padding)
     audio = np.stack([speech_like(24000, seed=1), speech_like(24000, seed=2)])
+    audio[1, 6000:15000] = 0.0  # digital silence: the mel sits at the log floor there
+    audio[1, 15000:18000] *= 1e-6  # and barely above it
     expected = extractor(list(audio), sampling_rate=24000, return_tensors="pt")["input_features"]
     observed = LogMelSpectrogram(extractor)(torch.from_numpy(audio))
     assert observed.shape == expected.shape
+    assert (expected[1] == np.log(np.float32(1e-7))).any()  # the floor is reached
     torch.testing.assert_close(observed, expected, atol=1e-4, rtol=1e-4)
 
 

@@ -32,8 +32,10 @@ class LogMelSpectrogram(nn.Module):
         spectrum = torch.stft(
             padded.float(), self.n_fft, self.hop_length, self.win_length, self.window, center=False, return_complex=True
         )
-        # sqrt(re^2 + im^2) with a floor under the square root: |X| has no gradient at 0.
-        magnitude = torch.view_as_real(spectrum).square().sum(-1).clamp_min(1e-12).sqrt()
+        # sqrt(re^2 + im^2) with a floor under the square root, as |X| has no gradient at 0. The floor must stay far
+        # below the log floor's reach (1e-15 per bin here, against 1e-7 per mel band), or digitally silent stretches
+        # get other features than the extractor gives them; the gradient stays bounded (|d|X|/d re| <= 1).
+        magnitude = torch.view_as_real(spectrum).square().sum(-1).clamp_min(1e-30).sqrt()
         mel = torch.matmul(magnitude.transpose(-1, -2), self.filters).transpose(-1, -2)
         return torch.log(torch.clamp(mel, min=self.log_floor))
 
