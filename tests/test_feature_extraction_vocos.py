@@ -235,6 +235,24 @@ def test_fresh_buffers_equal_reused_buffers(speech):
     torch.testing.assert_close(fresh, reused, rtol=0, atol=1e-5)
 
 
+def test_device_copies_of_the_stft_constants_are_made_once_and_not_saved(tmp_path):
+    """An accelerator gets the window and filter blocks copied once per device (the meta device stands in for one
+    here), CPU uses the originals, and the cache never reaches the saved preprocessor_config.json."""
+    extractor = VocosFeatureExtractor()
+    assert extractor._stft_constants(torch.device("cpu")) == (extractor._fft_window, extractor._mel_blocks)
+    window, blocks = extractor._stft_constants(torch.device("meta"))
+    assert window.device.type == "meta" and all(weights.device.type == "meta" for _, _, weights in blocks)
+    assert [(first, last, weights.shape) for first, last, weights in blocks] == [
+        (first, last, weights.shape) for first, last, weights in extractor._mel_blocks
+    ]
+    again = extractor._stft_constants(torch.device("meta"))
+    assert again[0] is window and all(a is b for (_, _, a), (_, _, b) in zip(again[1], blocks))
+    extractor.save_pretrained(tmp_path)
+    saved = (tmp_path / "preprocessor_config.json").read_text()
+    assert "_device_constants" not in saved and "meta" not in saved
+    assert VocosFeatureExtractor.from_pretrained(tmp_path)._device_constants == {}
+
+
 def test_outputs_do_not_alias_the_reused_buffers(speech):
     extractor = VocosFeatureExtractor()
     first = extractor(speech, sampling_rate=24000, return_tensors="pt")["input_features"]

@@ -242,11 +242,14 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         left = (n_fft - win_length) // 2
         self._fft_window = torch.nn.functional.pad(torch.from_numpy(self.window), (left, n_fft - win_length - left))
         self._mel_blocks = _mel_blocks(self.mel_filters)
+        # Copies of the window and the filter blocks on each device the STFT has run on, made once per device.
+        self._device_constants = {}
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
         output.pop("_mel_blocks", None)  # derived from the filters and window, like them not saved
         output.pop("_fft_window", None)
+        output.pop("_device_constants", None)
         if type(self)._auto_class is None:
             output.pop("auto_map", None)  # only a save with code (hf_vocos.with_remote_code) writes the files it names
         return output
@@ -339,6 +342,16 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             return BatchFeature(data)
         return BatchFeature(data, tensor_type="pt")
 
+    def _stft_constants(self, device: torch.device) -> tuple[torch.Tensor, list[tuple[int, int, torch.Tensor]]]:
+        """The FFT window and the mel filter blocks on `device`, copied there on the first call for that device only
+        (an accelerator would otherwise receive six small host-to-device copies per call)."""
+        if device.type == "cpu":
+            return self._fft_window, self._mel_blocks
+        if device not in self._device_constants:
+            blocks = [(first, last, weights.to(device)) for first, last, weights in self._mel_blocks]
+            self._device_constants[device] = (self._fft_window.to(device), blocks)
+        return self._device_constants[device]
+
     def _log_mel(
         self,
         clips: list[np.ndarray],
@@ -367,8 +380,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             signal = torch.empty(block_samples, device=device)
             frames = torch.empty(block_frames, self.n_fft, device=device)
             magnitude = torch.empty(block_frames, self.n_fft // 2 + 1, device=device)
-        window = self._fft_window.to(device)
-        mel_blocks = [(first, last, weights.to(device)) for first, last, weights in self._mel_blocks]
+        window, mel_blocks = self._stft_constants(device)
         pad = self.edge_padding
         for index, clip in enumerate(clips):
             for start_frame in range(0, frame_counts[index], block_frames):
