@@ -253,6 +253,19 @@ def test_device_copies_of_the_stft_constants_are_made_once_and_not_saved(tmp_pat
     assert VocosFeatureExtractor.from_pretrained(tmp_path)._device_constants == {}
 
 
+def test_accelerator_path_keeps_every_output_on_the_device(speech):
+    """`device=` end to end without a GPU: on the meta device every op runs for its shapes and devices only, so a
+    tensor left on the CPU (a mask, the window, a filter block) would fail here as it would on CUDA."""
+    extractor = VocosFeatureExtractor()
+    clips = [speech, speech[: len(speech) // 3]]
+    output = extractor(clips, sampling_rate=24000, return_tensors="pt", device="meta")
+    frames = extractor.num_frames(len(speech))
+    assert output["input_features"].shape == (2, 100, frames) and output["input_features"].dtype == torch.float32
+    assert output["attention_mask"].shape == (2, frames) and output["attention_mask"].dtype == torch.int32
+    assert {tensor.device.type for tensor in output.values()} == {"meta"}
+    assert list(extractor._device_constants) == [torch.device("meta")]
+
+
 def test_outputs_do_not_alias_the_reused_buffers(speech):
     extractor = VocosFeatureExtractor()
     first = extractor(speech, sampling_rate=24000, return_tensors="pt")["input_features"]
