@@ -87,7 +87,7 @@ def build_encodec_model(seed: int = 0):
     model = _encodec_24khz_factory(pretrained=False)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
         for layer in model.quantizer.vq.layers:
             codebook = layer._codebook
