@@ -156,6 +156,11 @@ def test_bad_inputs_each_get_one_line_and_the_rest_is_processed(workspace, tmp_p
         ("resynth {inputs}/a.wav -o {tmp}/out --model {tmp}/nothing-here", "--model .*nothing-here: cannot load it"),
         ("decode-codes {tmp}/codes.npy -o {tmp}/out --model {mel}", "is a mel model; decode-codes needs an EnCodec model"),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --device gpu!", "--device 'gpu!': not a torch device"),
+        pytest.param(
+            "resynth {inputs}/a.wav -o {tmp}/out --model {mel} --device cuda",
+            "--device 'cuda': this torch .* cannot use it here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot use CUDA"),
+        ),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --long-seconds -1", "--long-seconds -1.0: expected a number of seconds >= 0"),
     ],
 )

@@ -174,8 +174,16 @@ def test_bad_settings_raise(kwargs, match):
 
 
 def test_bad_device_raises(speech):
-    with pytest.raises(ValueError, match=r"`device`.*'gpu'"):
+    with pytest.raises(ValueError, match=r"`device` 'gpu': not a torch device"):
         VocosFeatureExtractor()(speech, sampling_rate=24000, device="gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot use CUDA")
+def test_unusable_device_raises_before_torch_does(speech):
+    """'cuda' on a CPU build is a valid device name; torch would fail with an AssertionError at the first
+    allocation. The extractor names the argument instead."""
+    with pytest.raises(ValueError, match=r"`device` 'cuda:1': this torch .* cannot use it here \(.*CUDA"):
+        VocosFeatureExtractor()(speech, sampling_rate=24000, device="cuda:1")
 
 
 def test_unknown_call_argument_raises(speech):

@@ -99,6 +99,23 @@ def check_sampling_rate(sampling_rate: int | None, expected: int, owner: str) ->
         )
 
 
+def usable_device(value: str | torch.device, label: str) -> torch.device:
+    """`value` as a torch device this process can allocate on; otherwise a ValueError that starts with `label` and
+    names the value (instead of torch's AssertionError from deep inside the first allocation, for "cuda" on a CPU
+    build, or "invalid device ordinal" for a GPU that is not there)."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{label} {value!r}: not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps')") from None
+    if device.type not in ("cpu", "meta"):
+        try:
+            torch.empty(0, device=device)
+        except (AssertionError, RuntimeError, NotImplementedError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{label} {value!r}: this torch ({torch.__version__}) cannot use it here ({reason})") from None
+    return device
+
+
 def _to_numpy(array: np.ndarray | torch.Tensor, argument_name: str) -> np.ndarray:
     if isinstance(array, torch.Tensor):
         if array.is_complex() or array.dtype == torch.bool:
@@ -309,10 +326,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         check_sampling_rate(sampling_rate, self.sampling_rate, type(self).__name__)
         if pad_to_multiple_of is not None:
             _check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"`device` must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from None
+        device = usable_device(device, "`device`")
         clips = audio_to_float_list(raw_speech, "raw_speech")
         for index, clip in enumerate(clips):
             if clip.shape[0] < self.min_num_samples:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .audio_io import resample, to_mono
+from .feature_extraction_vocos import usable_device
 from .modeling_vocos import VocosModel
 from .processing_vocos import VocosProcessor
 
@@ -46,10 +47,7 @@ class Vocoder:
             raise ValueError(f"--batch-size {batch_size}: expected at least 1")
         if not long_seconds >= 0:  # also refuses NaN
             raise ValueError(f"--long-seconds {long_seconds}: expected a number of seconds >= 0")
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"--device {device!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+        self.device = usable_device(device, "--device")
         self.model = VocosModel.from_pretrained(model, dtype=_DTYPES[dtype]).to(self.device).eval()
         self.processor = VocosProcessor.from_pretrained(model)
         config = self.model.config
