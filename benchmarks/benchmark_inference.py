@@ -222,16 +222,7 @@ def feature_section(args, lines: list) -> None:
         times = {"librosa": [], "ours": []}
         for _ in range(3):
             for library in times:
-                result = subprocess.run(
-                    [sys.executable, __file__, "--feature-probe", library, "--seconds", str(seconds),
-                     "--batch", str(batch_size), "--repeats", str(args.repeats)],
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
-                if result.returncode != 0:
-                    raise RuntimeError(result.stderr[-2000:])
-                times[library] += json.loads(result.stdout.strip().splitlines()[-1])
+                times[library] += _probe(library, seconds, batch_size, args.repeats)
         (librosa_median, librosa_best), (ours_median, ours_best) = (
             (statistics.median(values), min(values)) for values in times.values()
         )
@@ -243,33 +234,126 @@ def feature_section(args, lines: list) -> None:
         print(lines[-1], flush=True)
 
 
-def feature_probe(library: str, seconds: int, batch_size: int, repeats: int) -> None:
-    """Print the seconds of `repeats * 10` calls of one library's log-mel (after 5 warm-up calls) as a JSON list.
+def _log_mel_functions(seconds: int, batch_size: int) -> dict:
+    """librosa's log-mel and ours of the same `batch_size` clips of `seconds` of noise, as argument-less calls."""
+    import librosa
 
-    Each library runs in a process of its own: in one process, numpy's OpenBLAS (which librosa's mel product uses)
-    keeps a worker thread spinning for about 0.1 s after each call, and torch's OpenMP worker, sharing the second core
-    with it, then waits a 4 ms scheduler tick every few calls; neither library suffers that when used alone.
-    """
     clips = [np.random.default_rng(seed).standard_normal(seconds * 24000).astype(np.float32) * 0.1 for seed in range(batch_size)]
-    if library == "librosa":
-        import librosa
+    extractor = VocosFeatureExtractor()
 
-        def function():
-            for clip in clips:
-                mel = librosa.feature.melspectrogram(
-                    y=clip, sr=24000, n_fft=1024, hop_length=256, n_mels=100, power=1, htk=True, norm=None, pad_mode="reflect"
-                )
-                np.log(np.maximum(mel, 1e-7))
+    def with_librosa():
+        for clip in clips:
+            mel = librosa.feature.melspectrogram(
+                y=clip, sr=24000, n_fft=1024, hop_length=256, n_mels=100, power=1, htk=True, norm=None, pad_mode="reflect"
+            )
+            np.log(np.maximum(mel, 1e-7))
 
-    else:
-        extractor = VocosFeatureExtractor()
+    return {"librosa": with_librosa, "ours": lambda: extractor(clips, sampling_rate=24000, return_tensors="pt")}
 
-        def function():
-            extractor(clips, sampling_rate=24000, return_tensors="pt")
 
+def feature_probe(library: str, seconds: int, batch_size: int, repeats: int) -> None:
+    """Print the seconds of `repeats * 10` calls of one library's log-mel (after 5 warm-up calls) as a JSON list;
+    `mixed`: ours, timed in blocks of 25 calls alternating with blocks of 25 librosa calls in this one process.
+
+    The feature table runs each library in a process of its own: in one process, numpy's OpenBLAS (which librosa's mel
+    product uses) keeps a worker thread spinning for a while after each call, and torch's OpenMP worker, sharing the
+    second core with it, then waits for a scheduler tick (the `feature-interference` section measures it).
+    """
+    functions = _log_mel_functions(seconds, batch_size)
+    if library == "mixed":
+        times = []
+        for _ in range(max(1, repeats * 10 // 25)):
+            for _ in range(25):
+                functions["librosa"]()
+            times += [_timed(functions["ours"]) for _ in range(25)]
+        print(json.dumps(times))
+        return
     for _ in range(5):
-        function()
-    print(json.dumps([_timed(function) for _ in range(repeats * 10)]))
+        functions[library]()
+    print(json.dumps([_timed(functions[library]) for _ in range(repeats * 10)]))
+
+
+def _probe(library: str, seconds: int, batch_size: int, repeats: int, env: dict | None = None) -> list[float]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--feature-probe", library, "--seconds", str(seconds), "--batch", str(batch_size),
+         "--repeats", str(repeats)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=None if env is None else {**os.environ, **env},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def feature_interference_section(args, lines: list) -> None:
+    """Our extractor alone in its process against the same calls alternating with librosa's in one process, with
+    OpenBLAS's default spin and with `OPENBLAS_THREAD_TIMEOUT=4` (its idle threads sleep almost at once)."""
+    runs = {
+        "alone in its process": ("ours", None),
+        "alternating with librosa in one process": ("mixed", None),
+        "alternating with librosa, OPENBLAS_THREAD_TIMEOUT=4": ("mixed", {"OPENBLAS_THREAD_TIMEOUT": "4"}),
+    }
+    for name, (library, env) in runs.items():
+        times = _probe(library, 10, 1, max(args.repeats, 10), env)
+        best = min(times)
+        slow = sum(value > 3 * best for value in times) / len(times)
+        lines.append(f"| {name} | {statistics.median(times) * 1000:.2f} ms | {best * 1000:.2f} ms | {slow:.0%} |")
+        print(lines[-1], flush=True)
+
+
+def feature_alternative_section(args, lines: list) -> None:
+    """The options for each stage of a 10 s clip's extraction that `VocosFeatureExtractor` does not use, timed beside
+    the ones it uses, and the whole call at other STFT block sizes."""
+    import scipy.fft
+
+    from hf_vocos import feature_extraction_vocos as module
+
+    extractor = VocosFeatureExtractor()
+    clip = np.random.default_rng(0).standard_normal(10 * 24000).astype(np.float32) * 0.1
+    frames = torch.from_numpy(
+        np.lib.stride_tricks.sliding_window_view(np.pad(clip, 512, mode="reflect"), 1024)[::256] * extractor.window
+    ).contiguous()
+    spectrum = torch.fft.rfft(frames, dim=-1)
+    parts = torch.view_as_real(spectrum).numpy()
+    magnitude = torch.abs(spectrum)
+    rows = torch.empty(frames.shape[0], extractor.feature_size)
+    dense = torch.from_numpy(extractor.mel_filters)
+
+    def groups():
+        column = 0
+        for first, last, weights in extractor._mel_blocks:
+            torch.matmul(magnitude[:, first:last], weights, out=rows[:, column : column + weights.shape[1]])
+            column += weights.shape[1]
+
+    def whole_call(block_frames):
+        def call():
+            module._FRAMES_PER_BLOCK = block_frames
+            extractor(clip, sampling_rate=24000, return_tensors="pt")
+
+        return call
+
+    candidates = {
+        "real FFT: torch (MKL), used": lambda: torch.fft.rfft(frames, dim=-1),
+        "real FFT: scipy.fft, 1 worker": lambda: scipy.fft.rfft(frames.numpy(), axis=-1),
+        "real FFT: scipy.fft, 2 workers": lambda: scipy.fft.rfft(frames.numpy(), axis=-1, workers=2),
+        "real FFT: numpy.fft": lambda: np.fft.rfft(frames.numpy(), axis=-1),
+        "magnitude: numpy abs, used": lambda: np.abs(spectrum.numpy()),
+        "magnitude: numpy sqrt(re^2 + im^2)": lambda: np.sqrt(np.square(parts[..., 0]) + np.square(parts[..., 1])),
+        "magnitude: torch abs": lambda: torch.abs(spectrum),
+        "mel product: filter groups, used": groups,
+        "mel product: dense": lambda: torch.mm(magnitude, dense, out=rows),
+        **{f"whole call, blocks of {size} frames{', used' if size == module._FRAMES_PER_BLOCK else ''}": whole_call(size) for size in (64, 256, 1024)},
+    }
+    default_block = module._FRAMES_PER_BLOCK
+    try:
+        times = in_blocks(candidates, args.repeats * 20)
+    finally:
+        module._FRAMES_PER_BLOCK = default_block
+    for name, (median, best) in times.items():
+        lines.append(f"| {name} | {median * 1000:.2f} ms | {best * 1000:.2f} ms |")
+        print(lines[-1], flush=True)
 
 
 def feature_stage_section(args, lines: list) -> None:
@@ -442,11 +526,11 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--sections", nargs="+", default=["speed", "ceiling", "features", "feature-stages", "streaming", "memory", "onnx"])
+    parser.add_argument("--sections", nargs="+", default=["speed", "ceiling", "features", "feature-stages", "feature-alternatives", "feature-interference", "streaming", "memory", "onnx"])
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--memory-probe", choices=["stream", "decode_chunked", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--minutes", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--feature-probe", choices=["librosa", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--feature-probe", choices=["librosa", "ours", "mixed"], help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=int, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -475,6 +559,8 @@ def main() -> None:
         ("ceiling", ceiling_section, "| model | dtype | FLOPs (60 s) | sustained matmul throughput | matmuls alone (ceiling) | whole model | of ceiling |", "|---|---|---|---|---|---|---|"),
         ("features", feature_section, "| feature extraction | librosa median (best) | ours median (best) | ratio median (best) |", "|---|---|---|---|"),
         ("feature-stages", feature_stage_section, "| stage (10 s, 24 kHz, 1 clip) | median | best |", "|---|---|---|"),
+        ("feature-alternatives", feature_alternative_section, "| option (10 s, 24 kHz, 1 clip) | median | best |", "|---|---|---|"),
+        ("feature-interference", feature_interference_section, "| our extractor (10 s, 1 clip) | median | best | calls over 3x the best |", "|---|---|---|---|"),
         ("streaming", streaming_section, "| chunk | time per push | compute RTF | latency (context + chunk) |", "|---|---|---|---|"),
         ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
         ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
