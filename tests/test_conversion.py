@@ -255,7 +255,7 @@ class _Payload:
 
 
 def _bad_inputs(originals, tmp_path):
-    mel_model, mel_folder = originals[0]["mel-24khz"]
+    _, mel_folder = originals[0]["mel-24khz"]
     mel_config = yaml.safe_load((mel_folder / "config.yaml").read_text())
     mel_weights = torch.load(mel_folder / "pytorch_model.bin", weights_only=True)
     raw = (mel_folder / "pytorch_model.bin").read_bytes()

@@ -140,6 +140,7 @@ class VocosStreamingDecoder:
             return signal.new_zeros(batch_size, 0)
         return istft.normalize(signal[:, low - first : high - first], energy[:, low - first : high - first])
 
+
 def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chunk_size, context_frames, return_dict):
     """`VocosModel.decode_chunked`: see its docstring."""
     from .modeling_vocos import VocosOutput
