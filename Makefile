@@ -1,12 +1,12 @@
 # `make test`: create .venv if missing, install torch (CPU wheel), the package with [dev,onnx] and the reference
-# implementation, then run the test suite. Re-running skips installs that are already done.
+# implementation, then lint (ruff) and run the test suite. Re-running skips installs that are already done.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all demo clean
+.PHONY: install lint test test-all demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ $(VENV)/.installed: $(BIN)/python setup.py
 
 install: $(VENV)/.installed
 
-test: install
+lint: install
+	$(BIN)/ruff check src tests benchmarks conversion_scripts
+
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-all: install

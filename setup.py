@@ -34,6 +34,7 @@ setup(
         # with the CPU torch build anyway. These are their light requirements plus the test tools.
         "dev": [
             "pytest>=8",
+            "ruff==0.8.0",
             "matplotlib>=3.6",
             "datasets>=3.0",
             "accelerate>=1.0",
