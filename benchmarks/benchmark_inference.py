@@ -364,13 +364,12 @@ def feature_stage_section(args, lines: list) -> None:
     extractor = VocosFeatureExtractor()
     clip = np.random.default_rng(0).standard_normal(10 * 24000).astype(np.float32) * 0.1
     frames_count = extractor.num_frames(len(clip))
-    samples = (frames_count - 1) * extractor.hop_length + extractor.n_fft
-    signal, frames, magnitude = module._thread_buffers(samples, frames_count, extractor.n_fft)
+    frames, magnitude = module._thread_buffers(frames_count, extractor.n_fft)
     rows = torch.empty(frames_count, extractor.feature_size)
+    samples = torch.from_numpy(clip)
 
     def pad_and_window():
-        module._reflect_segment(clip, -extractor.edge_padding, signal.numpy())
-        torch.mul(signal.unfold(0, extractor.n_fft, extractor.hop_length), extractor._fft_window, out=frames)
+        extractor._windowed_frames(clip, samples, 0, frames, extractor._fft_window)
 
     spectrum = torch.fft.rfft(frames, dim=-1)
 
@@ -381,7 +380,7 @@ def feature_stage_section(args, lines: list) -> None:
             column += weights.shape[1]
 
     stages = {
-        "reflect padding + window": pad_and_window,
+        "frames x window (edge frames reflect-padded)": pad_and_window,
         "real FFT": lambda: torch.fft.rfft(frames, dim=-1),
         "magnitude (numpy abs)": lambda: np.abs(spectrum.numpy(), out=magnitude.numpy()),
         "mel product (filter groups)": mel_product,

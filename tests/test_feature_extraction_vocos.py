@@ -305,3 +305,35 @@ def test_reflect_segment_equals_numpy_pad(start, stop):
     out = np.empty(stop - start, np.float32)
     _reflect_segment(clip, start, out)
     np.testing.assert_array_equal(out, padded[start + 999 : stop + 999])
+
+
+@pytest.mark.parametrize("padding", ["center", "same"])
+@pytest.mark.parametrize("length", [None, 700, 1024, 1300, 2047, 5000])
+def test_windowed_frames_equal_reflect_padded_framing(padding, length):
+    """Frames inside the clip are read in place and only those reaching into the padding are copied: every frame,
+    whichever block it starts, equals the plain reflect-pad-then-frame computation."""
+    extractor = VocosFeatureExtractor(stft_padding=padding)
+    length = length or extractor.min_num_samples  # None: the shortest clip allowed, all frames in the padding
+    clip = speech_like(length, seed=length)
+    pad, hop, n_fft = extractor.edge_padding, extractor.hop_length, extractor.n_fft
+    count = extractor.num_frames(length)
+    expected = np.lib.stride_tricks.sliding_window_view(np.pad(clip, pad, mode="reflect"), n_fft)[::hop][:count] * extractor.window
+    for first in range(count):
+        for block in sorted({1, 2, 3, count - first}):
+            block = min(block, count - first)
+            out = torch.full((block, n_fft), np.nan)
+            extractor._windowed_frames(clip, torch.from_numpy(clip), first, out, extractor._fft_window)
+            np.testing.assert_array_equal(out.numpy(), expected[first : first + block])
+
+
+def test_read_only_and_reversed_clips_are_used_without_warnings(speech, recwarn):
+    """Clips torch cannot share memory with (read-only, negative strides) are copied, silently, and give the
+    features of a plain copy."""
+    extractor = VocosFeatureExtractor()
+    read_only = speech.copy()
+    read_only.flags.writeable = False
+    reversed_view = speech[::-1]
+    got = extractor([read_only, reversed_view, speech[::2]], sampling_rate=24000)["input_features"]
+    expected = extractor([speech.copy(), reversed_view.copy(), speech[::2].copy()], sampling_rate=24000)["input_features"]
+    np.testing.assert_array_equal(got, expected)
+    assert not [warning for warning in recwarn if "writable" in str(warning.message)]
