@@ -44,7 +44,7 @@ BANDWIDTH = 6.0
 # helpers
 
 
-def machine() -> str:
+def machine(device: str = "cpu") -> str:
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -58,6 +58,7 @@ def machine() -> str:
     return (
         f"{name}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"{', '.join(extensions) or 'no AVX info'}"
+        + (f"; {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}" if torch.device(device).type == "cuda" else "")
     )
 
 
@@ -144,7 +145,7 @@ def make_inputs(ours: VocosModel, seconds: float, batch_size: int, seed: int = 0
 def original_call(original, ours, inputs):
     """The original decoding the same input: codes_to_features + decode, or decode."""
     if "codes" in inputs:
-        bandwidth_id = torch.tensor([ours.config.bandwidth_index(inputs["bandwidth"])])
+        bandwidth_id = torch.tensor([ours.config.bandwidth_index(inputs["bandwidth"])], device=inputs["codes"].device)
         return lambda: original.decode(original.codes_to_features(inputs["codes"]), bandwidth_id=bandwidth_id)
     return lambda: original.decode(inputs["input_features"])
 
@@ -509,6 +510,75 @@ def onnx_section(args, lines: list) -> None:
                 print(lines[-1], flush=True)
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB"
+    return "n/a"
+
+
+def accelerator_section(args, lines: list) -> None:
+    """On `--device` (a GPU): the original in float32 against ours in float32, float16 and bfloat16 over a batch sweep,
+    each call timed to the device's completion (synchronised), with our peak device memory and each half-precision
+    output's SNR against our float32 output. Configurations that do not fit in memory are reported as such."""
+    device = torch.device(args.device)
+    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    for variant in args.models:
+        original, ours = build_pair(variant)
+        original.to(device)
+        models = {}
+        for name, dtype in dtypes.items():
+            model = VocosModel(ours.config).eval()
+            model.load_state_dict(ours.state_dict())
+            models[name] = model.to(device=device, dtype=dtype)
+        for seconds in args.durations:
+            for batch_size in args.gpu_batch_sizes:
+                inputs = {
+                    key: value.to(device) if isinstance(value, torch.Tensor) else value
+                    for key, value in make_inputs(ours, seconds, batch_size).items()
+                }
+
+                def synchronised(function):
+                    return lambda: (function(), _synchronize(device))
+
+                functions = {"original fp32": synchronised(original_call(original, ours, inputs))}
+                functions.update({f"ours {name}": synchronised(lambda model=model: model(**inputs)) for name, model in models.items()})
+                audio = f"{seconds:g} s x {batch_size}"
+                try:
+                    with torch.inference_mode():
+                        times = interleaved(functions, args.repeats)
+                        outputs = {}
+                        for name, model in models.items():
+                            _reset_peak_memory(device)
+                            outputs[name] = (model(**inputs).audio.float(), _peak_memory(device))
+                            _synchronize(device)
+                except torch.OutOfMemoryError:
+                    lines.append(f"| {variant} | {audio} | | | | | | | out of device memory |")
+                    print(lines[-1], flush=True)
+                    torch.cuda.empty_cache()
+                    continue
+                reference_audio = outputs["fp32"][0]
+                for name in models:
+                    taken = times[f"ours {name}"]
+                    note = "" if name == "fp32" else f"SNR {snr_db(reference_audio, outputs[name][0]):.1f} dB vs fp32"
+                    lines.append(
+                        f"| {variant} | {audio} | ours {name} | {times['original fp32'] * 1000:.1f} | {taken * 1000:.1f} | "
+                        f"{times['original fp32'] / taken:.2f}x | {taken / (seconds * batch_size):.5f} | {outputs[name][1]} | {note} |"
+                    )
+                    print(lines[-1], flush=True)
+
+
 def print_row(row: dict) -> None:
     print(
         f"| {row['model']} | {row['audio']} | {row['variant']} | {row['original ms']:.0f} | {row['ours ms']:.0f} | "
@@ -527,6 +597,8 @@ def main() -> None:
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--sections", nargs="+", default=["speed", "ceiling", "features", "feature-stages", "feature-alternatives", "feature-interference", "streaming", "memory", "onnx"])
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--device", default="cpu", help="device of the `accelerator` section, e.g. cuda (the others run on the CPU)")
+    parser.add_argument("--gpu-batch-sizes", nargs="+", type=int, default=[1, 4, 16, 64], help="batch sweep of the `accelerator` section")
     parser.add_argument("--memory-probe", choices=["stream", "decode_chunked", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--minutes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--feature-probe", choices=["librosa", "ours", "mixed"], help=argparse.SUPPRESS)
@@ -543,7 +615,7 @@ def main() -> None:
         args.durations, args.batch_sizes, args.compile = [1, 10], [1], False
         args.sections = [s for s in args.sections if s != "memory"]
 
-    out = [f"Machine: {machine()}", ""]
+    out = [f"Machine: {machine(args.device)}", ""]
     print("\n".join(out), flush=True)
     if "speed" in args.sections:
         out += ["| model | audio | variant | original ms | ours ms | ratio | RTF | note |", "|---|---|---|---|---|---|---|---|"]
@@ -563,6 +635,7 @@ def main() -> None:
         ("streaming", streaming_section, "| chunk | time per push | compute RTF | latency (context + chunk) |", "|---|---|---|---|"),
         ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
         ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
+        ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak memory | note |", "|---|---|---|---|---|---|---|---|---|"),
     ]
     for name, function, header, rule in sections:
         if name not in args.sections:

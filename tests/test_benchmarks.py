@@ -1,6 +1,7 @@
 """The benchmark script stays runnable: its per-process feature probes (which the feature table is built from) run and
 report what the table expects. The timings themselves are not asserted (they belong in docs/benchmarks.md)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -29,3 +30,22 @@ def test_help_lists_the_sections_and_hides_the_probes():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--sections" in result.stdout and "--feature-probe" not in result.stdout  # the probes are internal
+
+
+def test_accelerator_section_runs_on_the_cpu(tmp_path):
+    """The GPU table's code path (device placement, synchronised timing, fp16/bf16 rows with their SNR), run on the
+    CPU with one tiny configuration, so that a session with a GPU only has to pass `--device cuda`."""
+    if importlib.util.find_spec("vocos") is None:  # the original implementation, timed beside ours
+        pytest.skip("the original vocos package is not installed")
+    table = tmp_path / "table.md"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sections", "accelerator", "--device", "cpu", "--models", "mel",
+         "--durations", "0.5", "--gpu-batch-sizes", "2", "--repeats", "1", "--markdown", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| mel | 0.5 s x 2 |")]
+    assert [row.split(" | ")[2] for row in rows] == ["ours fp32", "ours fp16", "ours bf16"]
+    assert "SNR" not in rows[0] and all("dB vs fp32" in row for row in rows[1:])
