@@ -285,8 +285,9 @@ def test_half_precision_inference_keeps_its_snr(mel_pair, dtype, min_snr_db):
 
 
 def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
-    """CPU inference tiles the MLP (and fuses GELU into oneDNN's matmul where available); training runs it whole.
-    Both must compute the same function."""
+    """CPU inference tiles the MLP (and fuses GELU into oneDNN's matmul where available) and the head with its
+    inverse FFT (or DFT matmul) into one frames buffer; training runs them whole. Both must compute the same
+    function, across tile edges and for every item of a batch."""
     import hf_vocos.modeling_vocos as modeling
 
     monkeypatch.setattr(modeling, "_MLP_TILE_FRAMES", 64)  # several tiles on a short input
@@ -298,6 +299,9 @@ def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
         plain = model(input_features=features).audio.detach()
     torch.testing.assert_close(tiled, plain, rtol=0, atol=1e-5)
     monkeypatch.setattr(modeling, "_ONEDNN_LINEAR_GELU", False)
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
+    model.head.istft.use_dft_matmul = True
     with torch.no_grad():
         torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
 
