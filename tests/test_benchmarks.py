@@ -49,3 +49,20 @@ def test_accelerator_section_runs_on_the_cpu(tmp_path):
     rows = [line for line in table.read_text().splitlines() if line.startswith("| mel | 0.5 s x 2 |")]
     assert [row.split(" | ")[2] for row in rows] == ["ours fp32", "ours fp16", "ours bf16"]
     assert "SNR" not in rows[0] and all("dB vs fp32" in row for row in rows[1:])
+
+
+def test_target_probe_reports_the_three_timings_and_the_snr():
+    """The `targets` section's per-process probe (run here on 1 s instead of 60 s): the original's, our float32 and
+    our bfloat16 time, and the bfloat16 output's SNR, which must hold the 30 dB bound."""
+    if importlib.util.find_spec("vocos") is None:
+        pytest.skip("the original vocos package is not installed")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--target-probe", "mel", "--seconds", "1", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(run) == ["bf16", "fp32", "original", "snr"]
+    assert all(0 < run[key] < 60 for key in ("bf16", "fp32", "original")) and run["snr"] >= 30
