@@ -157,7 +157,8 @@ def original_call(original, ours, inputs):
 def speed_section(args, rows: list) -> None:
     # Both dtypes and both models' compiled forwards share code objects: without room for their recompilations dynamo
     # would fall back to eager for the later configurations, silently.
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
     for variant in args.models:
         original, ours = build_pair(variant)
         half = VocosModel(ours.config).eval()
