@@ -38,6 +38,10 @@ from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel  # noqa: E40
 from hf_vocos.conversion import convert_original_state_dict  # noqa: E402
 
 BANDWIDTH = 6.0
+SECTIONS = [
+    "speed", "targets", "ceiling", "features", "feature-stages", "feature-alternatives", "feature-interference",
+    "streaming", "memory", "onnx", "accelerator",
+]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -133,6 +137,13 @@ def build_pair(variant: str):
     return original, ours
 
 
+def copy_of(ours: VocosModel, dtype: torch.dtype, device: str | torch.device = "cpu") -> VocosModel:
+    """A separate model with `ours`'s weights, cast to `dtype` (and moved to `device`), in eval mode."""
+    model = VocosModel(ours.config).eval()
+    model.load_state_dict(ours.state_dict())
+    return model.to(device=device, dtype=dtype)
+
+
 def make_inputs(ours: VocosModel, seconds: float, batch_size: int, seed: int = 0):
     frames = int(round(seconds * ours.config.frame_rate))
     generator = torch.Generator().manual_seed(seed)
@@ -161,9 +172,7 @@ def speed_section(args, rows: list) -> None:
     setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
     for variant in args.models:
         original, ours = build_pair(variant)
-        half = VocosModel(ours.config).eval()
-        half.load_state_dict(ours.state_dict())
-        half.to(torch.bfloat16)
+        half = copy_of(ours, torch.bfloat16)
         compiled = torch.compile(ours, dynamic=True) if args.compile else None
         compiled_half = torch.compile(half, dynamic=True) if args.compile else None
         for seconds in args.durations:
@@ -201,12 +210,10 @@ def speed_section(args, rows: list) -> None:
 
 
 def target_probe(variant: str, repeats: int, seconds: float = 60) -> None:
-    """One process's `seconds` (60 in the section), batch-1 timings (median of `repeats` interleaved rounds) of the original in float32 and
-    ours in float32 and bfloat16, with the bfloat16 SNR, as JSON."""
+    """One process's batch-1 timings on `seconds` of audio (60 in the section), each the median of `repeats`
+    interleaved rounds, of the original in float32 and ours in float32 and bfloat16, with the bfloat16 SNR, as JSON."""
     original, ours = build_pair(variant)
-    half = VocosModel(ours.config).eval()
-    half.load_state_dict(ours.state_dict())
-    half.to(torch.bfloat16)
+    half = copy_of(ours, torch.bfloat16)
     inputs = make_inputs(ours, seconds, 1)
     with torch.inference_mode():
         times = interleaved(
@@ -250,9 +257,7 @@ def ceiling_section(args, lines: list) -> None:
     for variant in args.models:
         _, ours = build_pair(variant)
         for dtype in (torch.float32, torch.bfloat16):
-            model = VocosModel(ours.config).eval()
-            model.load_state_dict(ours.state_dict())
-            model.to(dtype)
+            model = copy_of(ours, dtype)
             inputs = make_inputs(ours, 60, 1)
             frames = int(round(60 * ours.config.frame_rate))
             workload, flops = matmul_workload(model, frames)
@@ -372,12 +377,6 @@ def feature_alternative_section(args, lines: list) -> None:
     rows = torch.empty(frames.shape[0], extractor.feature_size)
     dense = torch.from_numpy(extractor.mel_filters)
 
-    def groups():
-        column = 0
-        for first, last, weights in extractor._mel_blocks:
-            torch.matmul(magnitude[:, first:last], weights, out=rows[:, column : column + weights.shape[1]])
-            column += weights.shape[1]
-
     def whole_call(block_frames):
         def call():
             module._FRAMES_PER_BLOCK = block_frames
@@ -393,7 +392,7 @@ def feature_alternative_section(args, lines: list) -> None:
         "magnitude: numpy abs, used": lambda: np.abs(spectrum.numpy()),
         "magnitude: numpy sqrt(re^2 + im^2)": lambda: np.sqrt(np.square(parts[..., 0]) + np.square(parts[..., 1])),
         "magnitude: torch abs": lambda: torch.abs(spectrum),
-        "mel product: filter groups, used": groups,
+        "mel product: filter groups, used": lambda: module._mel_product(magnitude, extractor._mel_blocks, out=rows),
         "mel product: dense": lambda: torch.mm(magnitude, dense, out=rows),
         **{f"whole call, blocks of {size} frames{', used' if size == module._FRAMES_PER_BLOCK else ''}": whole_call(size) for size in (64, 256, 1024)},
     }
@@ -419,22 +418,13 @@ def feature_stage_section(args, lines: list) -> None:
     rows = torch.empty(frames_count, extractor.feature_size)
     samples = torch.from_numpy(clip)
 
-    def pad_and_window():
-        extractor._windowed_frames(clip, samples, 0, frames, extractor._fft_window)
-
     spectrum = torch.fft.rfft(frames, dim=-1)
 
-    def mel_product():
-        column = 0
-        for first, last, weights in extractor._mel_blocks:
-            torch.matmul(magnitude[:, first:last], weights, out=rows[:, column : column + weights.shape[1]])
-            column += weights.shape[1]
-
     stages = {
-        "frames x window (edge frames reflect-padded)": pad_and_window,
+        "frames x window (edge frames reflect-padded)": lambda: extractor._windowed_frames(clip, samples, 0, frames, extractor._fft_window),
         "real FFT": lambda: torch.fft.rfft(frames, dim=-1),
         "magnitude (numpy abs)": lambda: np.abs(spectrum.numpy(), out=magnitude.numpy()),
-        "mel product (filter groups)": mel_product,
+        "mel product (filter groups)": lambda: module._mel_product(magnitude, extractor._mel_blocks, out=rows),
         "clamp + log": lambda: rows.clamp_(min=extractor.log_floor).log_(),
         "whole call": lambda: extractor(clip, sampling_rate=24000, return_tensors="pt"),
     }
@@ -587,11 +577,7 @@ def accelerator_section(args, lines: list) -> None:
     for variant in args.models:
         original, ours = build_pair(variant)
         original.to(device)
-        models = {}
-        for name, dtype in dtypes.items():
-            model = VocosModel(ours.config).eval()
-            model.load_state_dict(ours.state_dict())
-            models[name] = model.to(device=device, dtype=dtype)
+        models = {name: copy_of(ours, dtype, device) for name, dtype in dtypes.items()}
         for seconds in args.durations:
             for batch_size in args.gpu_batch_sizes:
                 inputs = {
@@ -645,7 +631,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--sections", nargs="+", default=["speed", "targets", "ceiling", "features", "feature-stages", "feature-alternatives", "feature-interference", "streaming", "memory", "onnx"])
+    parser.add_argument(
+        "--sections", nargs="+", choices=SECTIONS, default=[name for name in SECTIONS if name != "accelerator"],
+        help="tables to measure (default: all but `accelerator`, which needs --device)",
+    )
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--device", default="cpu", help="device of the `accelerator` section, e.g. cuda (the others run on the CPU)")
     parser.add_argument("--gpu-batch-sizes", nargs="+", type=int, default=[1, 4, 16, 64], help="batch sweep of the `accelerator` section")

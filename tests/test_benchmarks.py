@@ -66,3 +66,8 @@ def test_target_probe_reports_the_three_timings_and_the_snr():
     run = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(run) == ["bf16", "fp32", "original", "snr"]
     assert all(0 < run[key] < 60 for key in ("bf16", "fp32", "original")) and run["snr"] >= 30
+
+
+def test_unknown_section_is_refused():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--sections", "feature"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "invalid choice: 'feature'" in result.stderr

@@ -407,13 +407,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
                     np.abs(spectrum.numpy(), out=magnitude[:count].numpy())
                 else:
                     torch.abs(spectrum, out=magnitude[:count])
-                # Each mel filter is nonzero on a few FFT bins only (2% of the matrix for the original's filters):
-                # groups of consecutive filters multiply just the bins their filters span.
                 rows = features[index, start_frame : start_frame + count]
-                column = 0
-                for first, last, weights in mel_blocks:
-                    torch.matmul(magnitude[:count, first:last], weights, out=rows[:, column : column + weights.shape[1]])
-                    column += weights.shape[1]
+                _mel_product(magnitude[:count], mel_blocks, out=rows)
                 rows.clamp_(min=self.log_floor).log_()
         return features.transpose(1, 2)
 
@@ -442,7 +437,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             torch.mul(segment.unfold(0, n_fft, hop), window, out=out[begin - first_frame : end - first_frame])
 
 
-# Frames per STFT block: 1024 frames are 11 s of audio at 24 kHz and hop 256 (about 7 MB of buffers per thread).
+# Frames per STFT block: 1024 frames are 11 s of audio at 24 kHz and hop 256 (about 6 MB of buffers per thread).
 _FRAMES_PER_BLOCK = 1024
 _buffers = threading.local()
 
@@ -476,6 +471,18 @@ def _reflect_segment(clip: np.ndarray, start: int, out: np.ndarray) -> None:
         out[:-start] = clip[1 : 1 - start][::-1]
     if stop > length:
         out[length - start :] = clip[2 * length - 1 - stop : length - 1][::-1]
+
+
+def _mel_product(
+    magnitude: torch.Tensor, mel_blocks: list[tuple[int, int, torch.Tensor]], out: torch.Tensor
+) -> None:
+    """`out` (frames, mels) = `magnitude` (frames, bins) @ the filterbank, given as `_mel_blocks`. Each mel filter is
+    nonzero on a few FFT bins only (2% of the matrix for the original's filters): each group of consecutive filters
+    multiplies just the bins its filters span."""
+    column = 0
+    for first, last, weights in mel_blocks:
+        torch.matmul(magnitude[:, first:last], weights, out=out[:, column : column + weights.shape[1]])
+        column += weights.shape[1]
 
 
 def _mel_blocks(mel_filters: np.ndarray, filters_per_block: int = 20) -> list[tuple[int, int, torch.Tensor]]:
