@@ -217,11 +217,11 @@ def process_shard(shard, vocoder, args):
 
     def vocode(batch):
         prepared, positions, errors = [], [], [None] * len(batch[column])
+        names = [describe(value, batch, position) for position, value in enumerate(batch[column])]
         for position, value in enumerate(batch[column]):
-            name = describe(value, batch, position)
             try:
-                audio, rate = load_audio(value, name=name)
-                prepared.append(vocoder.prepare(audio, rate, name))
+                audio, rate = load_audio(value, name=names[position])
+                prepared.append(vocoder.prepare(audio, rate, names[position]))
                 positions.append(position)
             except (AudioError, ValueError, OSError) as error:
                 errors[position] = str(error)
@@ -229,7 +229,7 @@ def process_shard(shard, vocoder, args):
         compute = vocoder.analyze if analyze else vocoder.resynthesize
         for position, (result, error) in zip(positions, each_or_alone(compute, prepared) if prepared else []):
             if error is not None:
-                errors[position] = f"{describe(batch[column][position], batch, position)}: {error}"
+                errors[position] = f"{names[position]}: {error}"
             elif analyze:
                 results[position] = result.tolist()
             else:
