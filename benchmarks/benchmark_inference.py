@@ -36,6 +36,7 @@ from conftest import RELEASE_ENCODEC  # noqa: E402  (tests/conftest.py: the rele
 
 from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel  # noqa: E402
 from hf_vocos.conversion import convert_original_state_dict  # noqa: E402
+from hf_vocos.feature_extraction_vocos import usable_device  # noqa: E402
 
 BANDWIDTH = 6.0
 SECTIONS = [
@@ -646,6 +647,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for name in ("repeats", "processes"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)}: expected at least 1")
+    if any(size < 1 for size in args.batch_sizes + args.gpu_batch_sizes) or any(not d > 0 for d in args.durations):
+        parser.error("--batch-sizes/--gpu-batch-sizes must be at least 1 and --durations positive")
+    try:
+        args.device = str(usable_device(args.device, "--device"))
+    except ValueError as error:
+        parser.error(str(error))
     if args.memory_probe:
         memory_probe(args.memory_probe, args.minutes)
         return

@@ -68,6 +68,16 @@ def test_target_probe_reports_the_three_timings_and_the_snr():
     assert all(0 < run[key] < 60 for key in ("bf16", "fp32", "original")) and run["snr"] >= 30
 
 
-def test_unknown_section_is_refused():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--sections", "feature"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "invalid choice: 'feature'" in result.stderr
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sections", "feature"], "invalid choice: 'feature'"),
+        (["--repeats", "0"], "--repeats 0: expected at least 1"),
+        (["--processes", "0"], "--processes 0: expected at least 1"),
+        (["--gpu-batch-sizes", "0"], "--gpu-batch-sizes must be at least 1"),
+        (["--device", "gpu!"], "--device 'gpu!': not a torch device"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_run(args, message):
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
