@@ -99,20 +99,41 @@ def matmul_workload(model: VocosModel, frames: int):
     flops += len(model.backbone.convnext) * 4 * frames * config.hidden_size * config.intermediate_size
     flops += 2 * frames * config.hidden_size * (config.n_fft + 2)
 
-    from hf_vocos.modeling_vocos import _ONEDNN_LINEAR_GELU
+    from hf_vocos.modeling_vocos import _ONEDNN_PACKED_LINEAR, _packed_mlp_weights
 
-    def first_product(inputs, layer):
-        # The same kernel the model uses (oneDNN's linear where available), without its fused GELU.
-        if _ONEDNN_LINEAR_GELU:
-            return torch.ops.mkldnn._linear_pointwise(inputs, layer.weight, layer.bias, "none", [], "")
-        return torch.nn.functional.linear(inputs, layer.weight, layer.bias)
+    residual = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
+    blocks = []
+    for block in model.backbone.convnext:
+        # The kernels the model uses: oneDNN's linear on packed weights where available (without the fused GELU;
+        # with the fused residual add), else the plain products.
+        if _ONEDNN_PACKED_LINEAR:
+            first, second, second_bias = _packed_mlp_weights(block)
+            blocks.append(
+                (
+                    lambda inputs, first=first, bias=block.pwconv1.bias: torch.ops.mkldnn._linear_pointwise(
+                        inputs, first, bias, "none", [], ""
+                    ),
+                    lambda inputs, start, end, second=second, bias=second_bias: torch.ops.mkldnn._linear_pointwise.binary(
+                        inputs, residual[start:end], second, bias, "add"
+                    ),
+                )
+            )
+        else:
+            blocks.append(
+                (
+                    lambda inputs, layer=block.pwconv1: torch.nn.functional.linear(inputs, layer.weight, layer.bias),
+                    lambda inputs, start, end, layer=block.pwconv2: torch.nn.functional.linear(
+                        inputs, layer.weight, layer.bias
+                    ),
+                )
+            )
 
     def run():
         embed_in @ embed_weight
-        for block in model.backbone.convnext:
+        for first_product, second_product in blocks:
             for start, end in tiles:
-                first_product(hidden[start:end], block.pwconv1)
-                torch.nn.functional.linear(inner[start:end], block.pwconv2.weight, block.pwconv2.bias)
+                first_product(hidden[start:end])
+                second_product(inner[start:end], start, end)
         torch.nn.functional.linear(hidden, model.head.out.weight, model.head.out.bias)
 
     return run, flops

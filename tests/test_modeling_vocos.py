@@ -213,6 +213,37 @@ def test_istft_equals_torch_istft(n_fft, hop, win, use_dft_matmul):
     torch.testing.assert_close(istft(spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "n_fft, hop, win, padding",
+    [(1024, 256, 1024, "center"), (1280, 320, 1280, "same"), (512, 100, 400, "center"), (48, 12, 40, "same"), (600, 150, 600, "center")],
+)
+@pytest.mark.parametrize("num_frames, tile_frames", [(1, 4), (5, 1), (6, 2), (37, 3), (37, 16), (37, 64)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_tiled_overlap_add_equals_synthesize(n_fft, hop, win, padding, num_frames, tile_frames, masked):
+    """CPU inference overlap-adds each tile of frames as soon as the head makes it (and divides by a periodic
+    envelope when no mask is given): bit for bit the audio of `synthesize` on the whole frames tensor, across tile
+    edges, short inputs, ragged masks, and hops that do not divide n_fft."""
+    config = VocosConfig(**SMALL_MEL, n_fft=n_fft, hop_length=hop, win_length=win, istft_padding=padding)
+    istft = VocosModel(config).head.istft
+    generator = torch.Generator().manual_seed(num_frames * tile_frames)
+    frames = torch.randn(2, num_frames, n_fft, generator=generator)
+    frame_mask = None
+    if masked:
+        frame_mask = torch.ones(2, num_frames, 1)
+        frame_mask[1, (num_frames + 1) // 2 :] = 0
+    requested = []
+
+    def make_frames(start, stop, out):
+        requested.append((start, stop))
+        out.copy_(frames[:, start:stop])
+
+    tiled = istft.synthesize_tiles(make_frames, 2, num_frames, frame_mask, tile_frames)
+    expected = istft.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
+    assert tiled.shape == expected.shape == (2, config.num_samples(num_frames)) and tiled.is_contiguous()
+    assert torch.equal(tiled, expected)
+    assert requested == [(start, min(start + tile_frames, num_frames)) for start in range(0, num_frames, tile_frames)]
+
+
 def test_same_padding_istft_equals_the_originals():
     original = build_encodec_vocos(seed=3).head.istft
     istft = VocosModel(VocosConfig(**SMALL_ENCODEC)).head.istft
@@ -298,12 +329,63 @@ def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
     with torch.enable_grad():
         plain = model(input_features=features).audio.detach()
     torch.testing.assert_close(tiled, plain, rtol=0, atol=1e-5)
-    monkeypatch.setattr(modeling, "_ONEDNN_LINEAR_GELU", False)
+    monkeypatch.setattr(modeling, "_ONEDNN_PACKED_LINEAR", False)
     with torch.no_grad():
         torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
     model.head.istft.use_dft_matmul = True
     with torch.no_grad():
         torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
+
+
+def test_packed_weights_follow_weight_changes():
+    """CPU inference multiplies by packed copies of the MLP weights (layer scale folded in), cached per block: any
+    change to the weights must reach the output, and the cache must stay off the module (copies, state dicts)."""
+    import copy
+
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=15)
+    features = torch.randn(1, 100, 40, generator=torch.Generator().manual_seed(16))
+
+    def check(model):
+        with torch.no_grad():
+            cached = model(input_features=features).audio
+        with torch.enable_grad():
+            plain = model(input_features=features).audio.detach()
+        torch.testing.assert_close(cached, plain, rtol=0, atol=1e-5)
+        return cached
+
+    before = check(model)
+    with torch.no_grad():
+        model.backbone.convnext[-1].gamma.mul_(3.0)  # in place: same tensor, new version
+    changed = check(model)
+    assert (changed - before).abs().max() > 1e-3
+    other = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=17)
+    model.load_state_dict(other.state_dict())
+    torch.testing.assert_close(check(model), check(other), rtol=0, atol=0)
+    model.backbone.convnext[0].pwconv1.weight = torch.nn.Parameter(torch.zeros_like(model.backbone.convnext[0].pwconv1.weight))
+    check(model)
+    twin = copy.deepcopy(model)
+    assert set(twin.state_dict()) == set(model.state_dict())
+    torch.testing.assert_close(check(twin), check(model), rtol=0, atol=0)
+    half = model.to(torch.bfloat16)
+    with torch.no_grad():
+        assert torch.isfinite(half(input_features=features).audio).all()
+
+
+def test_block_leaves_its_input_alone_unless_allowed():
+    """In CPU inference a block writes its output over its input only when the caller gives it up (the backbone
+    does, for its own intermediate tensors); a user calling a block keeps their tensor."""
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=18)
+    block = model.backbone.convnext[0]
+    hidden = torch.randn(2, 30, model.config.hidden_size, generator=torch.Generator().manual_seed(19))
+    kept = hidden.clone()
+    with torch.no_grad():
+        output = block(hidden)
+        assert torch.equal(hidden, kept)
+        reused = block(hidden.clone(), reuse_input=True)
+        with torch.enable_grad():
+            plain = block(hidden).detach()
+    torch.testing.assert_close(output, plain, rtol=0, atol=1e-6)
+    torch.testing.assert_close(reused, plain, rtol=0, atol=1e-6)
 
 
 def test_torch_compile_equals_eager():

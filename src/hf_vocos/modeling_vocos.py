@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,23 +89,65 @@ def _tiled_cpu_inference(hidden_states: torch.Tensor) -> bool:
     )
 
 
-def _onednn_linear_gelu_available() -> bool:
-    """oneDNN's linear with a fused exact-GELU epilogue (`torch.ops.mkldnn._linear_pointwise`, what inductor uses) is
-    a private op: use it only where it exists and agrees with the unfused computation."""
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+def _onednn_packed_linear_available() -> bool:
+    """oneDNN's linear on a weight packed into its blocked layout (`torch.ops.mkldnn._reorder_linear_weight`) with a
+    fused exact-GELU epilogue (`_linear_pointwise`) or residual add (`_linear_pointwise.binary`): private ops (what
+    inductor's CPU backend uses), so used only where they exist and agree with the unfused computation."""
+    if not (
+        torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    ):
         return False
     try:
         generator = torch.Generator().manual_seed(0)
-        inputs, weight, bias = (torch.randn(shape, generator=generator) for shape in ((8, 16), (24, 16), (24,)))
+        inputs, weight, bias, other = (
+            torch.randn(shape, generator=generator) for shape in ((8, 16), (24, 16), (24,), (8, 24))
+        )
         with torch.no_grad():
-            fused = torch.ops.mkldnn._linear_pointwise(inputs, weight, bias, "gelu", [], "none")
-            plain = nn.functional.gelu(nn.functional.linear(inputs, weight, bias))
-        return bool(torch.allclose(fused, plain, rtol=1e-5, atol=1e-5))
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, 8)
+            fused_gelu = torch.ops.mkldnn._linear_pointwise(inputs, packed, bias, "gelu", [], "none")
+            fused_add = torch.ops.mkldnn._linear_pointwise.binary(inputs, other, packed, bias, "add")
+            plain = nn.functional.linear(inputs, weight, bias)
+        return bool(
+            torch.allclose(fused_gelu, nn.functional.gelu(plain), rtol=1e-5, atol=1e-5)
+            and torch.allclose(fused_add, plain + other, rtol=1e-5, atol=1e-5)
+        )
     except (RuntimeError, TypeError):
         return False
 
 
-_ONEDNN_LINEAR_GELU = _onednn_linear_gelu_available()
+_ONEDNN_PACKED_LINEAR = _onednn_packed_linear_available()
+
+# Packed copies of each block's MLP weights for CPU inference, the layer scale folded into the second product. Held
+# here, not on the module (so copies, pickles and state dicts never see them), and rebuilt when any of the weights
+# behind them changes: another tensor, an in-place update (its version counter) or a new dtype.
+_PACKED_MLP_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _packed_mlp_weights(block: VocosConvNeXtBlock) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(first weight, second weight x layer scale, second bias x layer scale), the weights packed for oneDNN."""
+    sources = (block.pwconv1.weight, block.pwconv2.weight, block.pwconv2.bias, block.gamma)
+    entry = _PACKED_MLP_WEIGHTS.get(block)
+    if entry is not None and all(
+        ref() is tensor and state == (tensor.data_ptr(), tensor._version, tensor.dtype)
+        for (ref, state), tensor in zip(entry[0], sources)
+    ):
+        return entry[1]
+    dtype = block.pwconv2.weight.dtype
+    with torch.no_grad():
+        # Folded in float32 and rounded once: gamma * (W x + b) = (gamma W) x + gamma b.
+        gamma = block.gamma.float()
+        second = (block.pwconv2.weight.float() * gamma[:, None]).to(dtype)
+        second_bias = (block.pwconv2.bias.float() * gamma).to(dtype)
+        packed = (
+            torch.ops.mkldnn._reorder_linear_weight(block.pwconv1.weight.detach(), _MLP_TILE_FRAMES),
+            torch.ops.mkldnn._reorder_linear_weight(second, _MLP_TILE_FRAMES),
+            second_bias,
+        )
+    states = tuple((weakref.ref(tensor), (tensor.data_ptr(), tensor._version, tensor.dtype)) for tensor in sources)
+    _PACKED_MLP_WEIGHTS[block] = (states, packed)
+    return packed
 
 
 def _conv_time_major(hidden_states: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
@@ -147,35 +190,45 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         frame_mask: torch.Tensor | None = None,
         bandwidth_id: torch.Tensor | None = None,
+        reuse_input: bool = False,
     ) -> torch.Tensor:
+        """hidden_states (batch, frames, hidden) -> same shape. `reuse_input=True` lets CPU inference write the output
+        over `hidden_states` (the backbone does, for the intermediate tensors it owns); otherwise it is left as is."""
         if frame_mask is not None:
             # Zero the padded frames so the convolution sees what a solo item sees: zero padding past its end.
             hidden_states = hidden_states * frame_mask
+            reuse_input = True  # the product is this block's own
         residual = hidden_states
         hidden_states = _conv_time_major(hidden_states, self.dwconv)
         hidden_states = _apply_norm(self.norm, hidden_states, bandwidth_id)
-        hidden_states = self._mlp(hidden_states)
+        if _tiled_cpu_inference(hidden_states):
+            return self._tiled_mlp_residual(hidden_states, residual, reuse_input)
+        hidden_states = self.pwconv2(self.act(self.pwconv1(hidden_states)))
         return torch.addcmul(residual, self.gamma, hidden_states)
 
-    def _mlp(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if not _tiled_cpu_inference(hidden_states):
-            return self.pwconv2(self.act(self.pwconv1(hidden_states)))
-        # CPU inference: tiles of frames, each written straight into the output, with the GELU fused into the first
-        # matmul where oneDNN offers it (exact GELU only).
-        fused = (
-            _ONEDNN_LINEAR_GELU
-            and self._fusable_gelu
-            and self.pwconv1.weight.dtype in (torch.float32, torch.bfloat16)
-        )
-        flat = hidden_states.reshape(-1, hidden_states.shape[-1])
-        output = torch.empty(flat.shape[0], self.pwconv2.out_features, dtype=flat.dtype, device=flat.device)
+    def _tiled_mlp_residual(self, hidden_states: torch.Tensor, residual: torch.Tensor, reuse_input: bool) -> torch.Tensor:
+        """CPU inference: the MLP, layer scale and residual over tiles of frames, each tile written straight into the
+        output (over the residual when `reuse_input`: a tile's residual is read only for that tile, and no fresh
+        whole-sequence buffer is paged in). With oneDNN: on packed weights, the GELU fused into the first product
+        (exact GELU only), the layer scale folded into the second, whose epilogue adds the residual."""
+        hidden_size = hidden_states.shape[-1]
+        flat = hidden_states.reshape(-1, hidden_size)
+        residual = residual.reshape(-1, hidden_size)
+        output = residual if reuse_input else torch.empty_like(flat)
+        packed = _ONEDNN_PACKED_LINEAR and self.pwconv1.weight.dtype in (torch.float32, torch.bfloat16)
+        if packed:
+            first, second, second_bias = _packed_mlp_weights(self)
         for start in range(0, flat.shape[0], _MLP_TILE_FRAMES):
-            tile = flat[start : start + _MLP_TILE_FRAMES]
-            if fused:
-                inner = torch.ops.mkldnn._linear_pointwise(tile, self.pwconv1.weight, self.pwconv1.bias, "gelu", [], "none")
+            tile = slice(start, start + _MLP_TILE_FRAMES)
+            if not packed:
+                product = self.pwconv2(self.act(self.pwconv1(flat[tile])))
+                torch.addcmul(residual[tile], self.gamma, product, out=output[tile])
+                continue
+            if self._fusable_gelu:
+                inner = torch.ops.mkldnn._linear_pointwise(flat[tile], first, self.pwconv1.bias, "gelu", [], "none")
             else:
-                inner = self.act(self.pwconv1(tile))
-            torch.addmm(self.pwconv2.bias, inner, self.pwconv2.weight.t(), out=output[start : start + tile.shape[0]])
+                inner = self.act(torch.ops.mkldnn._linear_pointwise(flat[tile], first, self.pwconv1.bias, "none", [], ""))
+            output[tile] = torch.ops.mkldnn._linear_pointwise.binary(inner, residual[tile], second, second_bias, "add")
         return output.view(hidden_states.shape)
 
 
@@ -210,7 +263,8 @@ class VocosBackbone(nn.Module):
         hidden_states = _conv_time_major(hidden_states.contiguous(), self.embed)
         hidden_states = _apply_norm(self.norm, hidden_states, bandwidth_id)
         for block in self.convnext:
-            hidden_states = block(hidden_states, frame_mask, bandwidth_id)
+            # The blocks may overwrite the tensors made here in CPU inference (the first is the norm's output).
+            hidden_states = block(hidden_states, frame_mask, bandwidth_id, reuse_input=True)
         return self.final_layer_norm(hidden_states)
 
 
@@ -325,6 +379,68 @@ class VocosISTFT(nn.Module):
         envelope = self.window_envelope(frame_mask, frames.shape[1])
         end = audio.shape[-1] - self.trim
         return self.normalize(audio[:, self.trim : end], envelope[:, self.trim : end])
+
+    def synthesize_tiles(
+        self,
+        make_frames,
+        batch_size: int,
+        num_frames: int,
+        frame_mask: torch.Tensor | None = None,
+        tile_frames: int = 1024,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        """`synthesize` for frames made a tile at a time: `make_frames(start, stop, out)` writes the windowed frames
+        [start, stop) into `out` (batch, stop - start, n_fft). Each tile is overlap-added while it is in cache, from
+        one tile-sized buffer, instead of a whole-sequence frames buffer; every sample sums its frames in the same
+        order as `synthesize`, and is divided by the same envelope, so the audio is the same bit for bit."""
+        if self.n_fft % self.hop_length:
+            frames = torch.empty(batch_size, num_frames, self.n_fft, device=device)
+            for start in range(0, num_frames, tile_frames):
+                make_frames(start, min(start + tile_frames, num_frames), frames[:, start : start + tile_frames])
+            return self.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
+        hop, pieces = self.hop_length, self.n_fft // self.hop_length
+        carry = pieces - 1
+        # Rows [0, carry) hold the previous tile's last frames (zeros before the first), then the tile's own frames.
+        buffer = torch.zeros(batch_size, carry + max(min(tile_frames, num_frames), carry), self.n_fft, device=device)
+        blocks = torch.empty(batch_size, num_frames + carry, hop, device=device)  # hop-sized blocks of the audio
+        start = 0
+        while start < num_frames + carry:
+            # Past the last frame, one more step over `carry` zero frames completes the last blocks.
+            stop = min(start + tile_frames, num_frames) if start < num_frames else start + carry
+            count = stop - start
+            tile = buffer[:, carry : carry + count]
+            if start < num_frames:
+                make_frames(start, stop, tile)
+                if frame_mask is not None:
+                    tile.mul_(frame_mask[:, start:stop])
+            else:
+                tile.zero_()
+            # Block b sums piece r of frame b - r over r = 0 .. pieces - 1, in that order (as `overlap_add` does).
+            # (hop_length < win_length <= n_fft, so there are at least two pieces.)
+            target = blocks[:, start:stop]
+            torch.add(tile[..., :hop], buffer[:, carry - 1 : carry - 1 + count, hop : 2 * hop], out=target)
+            for r in range(2, pieces):
+                target.add_(buffer[:, carry - r : carry - r + count, r * hop : (r + 1) * hop])
+            buffer[:, :carry] = buffer[:, count : count + carry].clone()
+            start = stop
+        audio = blocks.view(batch_size, -1)
+        if frame_mask is None and num_frames >= 2 * carry:
+            # Without a mask the envelope is periodic between the first and last `carry` blocks: those of a
+            # 2 * carry-frame envelope, computed exactly, instead of a whole-length one.
+            short = self.window_envelope(None, 2 * carry).view(-1, hop).to(device)
+            self._divide_(blocks[:, :carry], short[:carry])
+            self._divide_(blocks[:, carry:num_frames], short[carry])
+            self._divide_(blocks[:, num_frames:], short[2 * carry :])
+        else:
+            self._divide_(audio, self.window_envelope(frame_mask, num_frames).to(device))
+        audio = audio[:, self.trim : audio.shape[-1] - self.trim]
+        return audio if audio.is_contiguous() else audio.contiguous()
+
+    @staticmethod
+    def _divide_(audio: torch.Tensor, envelope: torch.Tensor) -> None:
+        """`normalize` in place."""
+        covered = envelope > 1e-11
+        audio.div_(torch.where(covered, envelope, 1.0)).masked_fill_(~covered, 0.0)
 
     def forward(self, real: torch.Tensor, imag: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """real, imag: (batch, frames, n_fft // 2 + 1); frame_mask: (batch, frames, 1) or None.
@@ -483,8 +599,7 @@ class VocosModel(VocosPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         features, frame_mask, bandwidth_id = self.prepare_inputs(input_features, codes, bandwidth, attention_mask)
-        frames = self.decode_frames(features, frame_mask, bandwidth_id)
-        audio = self.head.istft.synthesize(frames, frame_mask)
+        audio = self._decode_audio(features, frame_mask, bandwidth_id)
 
         if frame_mask is None:
             sample_mask = torch.ones(audio.shape, dtype=torch.int32, device=audio.device)
@@ -537,12 +652,33 @@ class VocosModel(VocosPreTrainedModel):
             frames = hidden_states.new_empty(batch_size, num_frames, self.head.istft.n_fft, dtype=torch.float32)
             for start in range(0, num_frames, _MLP_TILE_FRAMES):
                 stop = min(start + _MLP_TILE_FRAMES, num_frames)
-                real, imag = self.head.spectrum(hidden_states[:, start:stop])
-                self.head.istft.frames(real, imag, out=frames[:, start:stop])
+                self._head_frames(hidden_states, start, stop, frames[:, start:stop])
         else:
             real, imag = self.head.spectrum(hidden_states)
             frames = self.head.istft.frames(real, imag)
         return frames if frame_mask is None else frames * frame_mask
+
+    def _head_frames(self, hidden_states: torch.Tensor, start: int, stop: int, out: torch.Tensor) -> None:
+        real, imag = self.head.spectrum(hidden_states[:, start:stop])
+        self.head.istft.frames(real, imag, out=out)
+
+    def _decode_audio(
+        self, features: torch.Tensor, frame_mask: torch.Tensor | None, bandwidth_id: torch.Tensor | None
+    ) -> torch.Tensor:
+        """features -> float32 audio (batch, samples), zero-padded items' tails not yet zeroed."""
+        if not _tiled_cpu_inference(features):
+            return self.head.istft.synthesize(self.decode_frames(features, frame_mask, bandwidth_id), frame_mask)
+        # CPU inference: the head makes frames a tile at a time and the inverse STFT overlap-adds each tile at once.
+        hidden_states = self.backbone(features, frame_mask, bandwidth_id)
+        batch_size, num_frames, _ = hidden_states.shape
+        return self.head.istft.synthesize_tiles(
+            lambda start, stop, out: self._head_frames(hidden_states, start, stop, out),
+            batch_size,
+            num_frames,
+            frame_mask,
+            _MLP_TILE_FRAMES,
+            hidden_states.device,
+        )
 
     def decode_chunked(
         self,
