@@ -440,7 +440,9 @@ class VocosISTFT(nn.Module):
     def _divide_(audio: torch.Tensor, envelope: torch.Tensor) -> None:
         """`normalize` in place."""
         covered = envelope > 1e-11
-        audio.div_(torch.where(covered, envelope, 1.0)).masked_fill_(~covered, 0.0)
+        audio.div_(torch.where(covered, envelope, 1.0))
+        if not covered.all():
+            audio.masked_fill_(~covered, 0.0)
 
     def forward(self, real: torch.Tensor, imag: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """real, imag: (batch, frames, n_fft // 2 + 1); frame_mask: (batch, frames, 1) or None.
@@ -467,6 +469,11 @@ class VocosISTFTHead(nn.Module):
         weight, bias = self.out.weight, self.out.bias
         log_magnitude = nn.functional.linear(hidden_states, weight[:bins], bias[:bins]).float()
         phase = nn.functional.linear(hidden_states, weight[bins:], bias[bins:]).float()
+        if _tiled_cpu_inference(hidden_states):
+            # Inference: the same values computed in place (fewer temporaries; these are fresh tensors).
+            magnitude = log_magnitude.exp_().clamp_(max=self.max_magnitude)
+            real = torch.cos(phase)
+            return real.mul_(magnitude), phase.sin_().mul_(magnitude)
         magnitude = torch.exp(log_magnitude).clip(max=self.max_magnitude)
         return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
 
