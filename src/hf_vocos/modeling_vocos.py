@@ -73,7 +73,7 @@ def _apply_norm(norm: nn.Module, hidden_states: torch.Tensor, bandwidth_id: torc
 
 # CPU inference runs each block's MLP over tiles of this many frames: the (tile, intermediate_size) activation stays in
 # cache instead of a whole-sequence tensor going through memory (measured 14% faster per block on 60 s of audio). The
-# head and the inverse FFT run over the same tiles (the EnCodec model went from 81% to 86-90% of its matmul ceiling).
+# head, the inverse FFT and (in `forward`) the overlap-add run over the same tiles (docs/benchmarks.md has the numbers).
 _MLP_TILE_FRAMES = 1024
 
 
