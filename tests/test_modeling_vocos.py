@@ -215,14 +215,14 @@ def test_istft_equals_torch_istft(n_fft, hop, win, use_dft_matmul):
 
 @pytest.mark.parametrize(
     "n_fft, hop, win, padding",
-    [(1024, 256, 1024, "center"), (1280, 320, 1280, "same"), (512, 100, 400, "center"), (48, 12, 40, "same"), (600, 150, 600, "center")],
+    [(1024, 256, 1024, "center"), (1280, 320, 1280, "same"), (512, 128, 400, "center"), (48, 12, 40, "same"), (600, 150, 600, "center")],
 )
 @pytest.mark.parametrize("num_frames, tile_frames", [(1, 4), (5, 1), (6, 2), (37, 3), (37, 16), (37, 64)])
 @pytest.mark.parametrize("masked", [False, True])
 def test_tiled_overlap_add_equals_synthesize(n_fft, hop, win, padding, num_frames, tile_frames, masked):
     """CPU inference overlap-adds each tile of frames as soon as the head makes it (and divides by a periodic
     envelope when no mask is given): bit for bit the audio of `synthesize` on the whole frames tensor, across tile
-    edges, short inputs, ragged masks, and hops that do not divide n_fft."""
+    edges, short inputs, ragged masks, windows shorter than n_fft."""
     config = VocosConfig(**SMALL_MEL, n_fft=n_fft, hop_length=hop, win_length=win, istft_padding=padding)
     istft = VocosModel(config).head.istft
     generator = torch.Generator().manual_seed(num_frames * tile_frames)
@@ -242,6 +242,21 @@ def test_tiled_overlap_add_equals_synthesize(n_fft, hop, win, padding, num_frame
     assert tiled.shape == expected.shape == (2, config.num_samples(num_frames)) and tiled.is_contiguous()
     assert torch.equal(tiled, expected)
     assert requested == [(start, min(start + tile_frames, num_frames)) for start in range(0, num_frames, tile_frames)]
+
+
+def test_hop_that_does_not_divide_n_fft_falls_back_to_synthesize():
+    """That case overlap-adds by `fold`: CPU inference's forward falls back to `synthesize` for it (same audio as
+    the grad path), and the tiled overlap-add refuses it with a message instead of mis-adding."""
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL, n_fft=512, hop_length=100, win_length=400)), seed=20)
+    features = torch.randn(2, 100, 30, generator=torch.Generator().manual_seed(21))
+    with torch.no_grad():
+        inference = model(input_features=features).audio
+    with torch.enable_grad():
+        plain = model(input_features=features).audio.detach()
+    assert inference.shape == (2, model.config.num_samples(30))
+    torch.testing.assert_close(inference, plain, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r"hop_length \(100\) to divide n_fft \(512\)"):
+        model.head.istft.synthesize_tiles(lambda start, stop, out: None, 1, 10)
 
 
 def test_same_padding_istft_equals_the_originals():
@@ -366,9 +381,13 @@ def test_packed_weights_follow_weight_changes():
     twin = copy.deepcopy(model)
     assert set(twin.state_dict()) == set(model.state_dict())
     torch.testing.assert_close(check(twin), check(model), rtol=0, atol=0)
-    half = model.to(torch.bfloat16)
+    reference = check(model)
+    half = model.to(torch.bfloat16)  # same parameters, cast: the cache must repack them in bf16
     with torch.no_grad():
-        assert torch.isfinite(half(input_features=features).audio).all()
+        cached = half(input_features=features).audio
+    with torch.enable_grad():
+        plain = half(input_features=features).audio.detach()
+    assert _snr_db(reference, cached) >= 30 and _snr_db(plain, cached) >= 30
 
 
 def test_block_leaves_its_input_alone_unless_allowed():

@@ -268,6 +268,10 @@ class VocosBackbone(nn.Module):
         return self.final_layer_norm(hidden_states)
 
 
+# Window energy below which a sample counts as covered by no frame (it becomes 0 instead of being divided).
+_ENVELOPE_FLOOR = 1e-11
+
+
 class VocosISTFT(nn.Module):
     """Inverse STFT by overlap-add, normalised per item by the summed squared window of that item's own frames.
 
@@ -369,7 +373,7 @@ class VocosISTFT(nn.Module):
 
     def normalize(self, audio: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
         """Divide by the window envelope; samples no frame covers (padding) become 0."""
-        covered = envelope > 1e-11
+        covered = envelope > _ENVELOPE_FLOOR
         return torch.where(covered, audio / torch.where(covered, envelope, 1.0), 0.0)
 
     def synthesize(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -386,18 +390,18 @@ class VocosISTFT(nn.Module):
         batch_size: int,
         num_frames: int,
         frame_mask: torch.Tensor | None = None,
-        tile_frames: int = 1024,
-        device: torch.device | str = "cpu",
+        tile_frames: int = _MLP_TILE_FRAMES,
     ) -> torch.Tensor:
         """`synthesize` for frames made a tile at a time: `make_frames(start, stop, out)` writes the windowed frames
         [start, stop) into `out` (batch, stop - start, n_fft). Each tile is overlap-added while it is in cache, from
         one tile-sized buffer, instead of a whole-sequence frames buffer; every sample sums its frames in the same
-        order as `synthesize`, and is divided by the same envelope, so the audio is the same bit for bit."""
+        order as `synthesize`, and is divided by the same envelope, so the audio is the same bit for bit. Needs a
+        hop that divides n_fft (`synthesize` folds the other cases)."""
         if self.n_fft % self.hop_length:
-            frames = torch.empty(batch_size, num_frames, self.n_fft, device=device)
-            for start in range(0, num_frames, tile_frames):
-                make_frames(start, min(start + tile_frames, num_frames), frames[:, start : start + tile_frames])
-            return self.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
+            raise ValueError(
+                f"synthesize_tiles needs hop_length ({self.hop_length}) to divide n_fft ({self.n_fft}); use synthesize."
+            )
+        device = self.window.device
         hop, pieces = self.hop_length, self.n_fft // self.hop_length
         carry = pieces - 1
         # Rows [0, carry) hold the previous tile's last frames (zeros before the first), then the tile's own frames.
@@ -427,19 +431,19 @@ class VocosISTFT(nn.Module):
         if frame_mask is None and num_frames >= 2 * carry:
             # Without a mask the envelope is periodic between the first and last `carry` blocks: those of a
             # 2 * carry-frame envelope, computed exactly, instead of a whole-length one.
-            short = self.window_envelope(None, 2 * carry).view(-1, hop).to(device)
+            short = self.window_envelope(None, 2 * carry).view(-1, hop)
             self._divide_(blocks[:, :carry], short[:carry])
             self._divide_(blocks[:, carry:num_frames], short[carry])
             self._divide_(blocks[:, num_frames:], short[2 * carry :])
         else:
-            self._divide_(audio, self.window_envelope(frame_mask, num_frames).to(device))
+            self._divide_(audio, self.window_envelope(frame_mask, num_frames))
         audio = audio[:, self.trim : audio.shape[-1] - self.trim]
         return audio if audio.is_contiguous() else audio.contiguous()
 
     @staticmethod
     def _divide_(audio: torch.Tensor, envelope: torch.Tensor) -> None:
         """`normalize` in place."""
-        covered = envelope > 1e-11
+        covered = envelope > _ENVELOPE_FLOOR
         audio.div_(torch.where(covered, envelope, 1.0))
         if not covered.all():
             audio.masked_fill_(~covered, 0.0)
@@ -673,18 +677,14 @@ class VocosModel(VocosPreTrainedModel):
         self, features: torch.Tensor, frame_mask: torch.Tensor | None, bandwidth_id: torch.Tensor | None
     ) -> torch.Tensor:
         """features -> float32 audio (batch, samples), zero-padded items' tails not yet zeroed."""
-        if not _tiled_cpu_inference(features):
-            return self.head.istft.synthesize(self.decode_frames(features, frame_mask, bandwidth_id), frame_mask)
+        istft = self.head.istft
+        if not _tiled_cpu_inference(features) or istft.n_fft % istft.hop_length:
+            return istft.synthesize(self.decode_frames(features, frame_mask, bandwidth_id), frame_mask)
         # CPU inference: the head makes frames a tile at a time and the inverse STFT overlap-adds each tile at once.
         hidden_states = self.backbone(features, frame_mask, bandwidth_id)
         batch_size, num_frames, _ = hidden_states.shape
-        return self.head.istft.synthesize_tiles(
-            lambda start, stop, out: self._head_frames(hidden_states, start, stop, out),
-            batch_size,
-            num_frames,
-            frame_mask,
-            _MLP_TILE_FRAMES,
-            hidden_states.device,
+        return istft.synthesize_tiles(
+            lambda start, stop, out: self._head_frames(hidden_states, start, stop, out), batch_size, num_frames, frame_mask
         )
 
     def decode_chunked(
