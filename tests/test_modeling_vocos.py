@@ -407,6 +407,36 @@ def test_block_leaves_its_input_alone_unless_allowed():
     torch.testing.assert_close(reused, plain, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("tile_frames", [1, 3, 4, 7, 29, 30, 64])
+@pytest.mark.parametrize("variant", ["mel", "encodec"])
+def test_tiled_block_equals_the_plain_path_across_tile_edges(monkeypatch, tile_frames, variant):
+    """In CPU inference a block runs its depthwise convolution, norm and MLP over tiles of frames, each tile's
+    convolution reading `kernel_size // 2` frames beyond it, and may write its output over its input (a tile's result
+    held back until the next tile has read the frames it overlaps). Every tile size, down to fewer frames than the
+    convolution's reach, must give the plain path's output, masked or not, for each item of a batch."""
+    import hf_vocos.modeling_vocos as modeling
+
+    monkeypatch.setattr(modeling, "_MLP_TILE_FRAMES", tile_frames)
+    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
+    model = randomize_(VocosModel(config), seed=20)
+    block = model.backbone.convnext[0]
+    generator = torch.Generator().manual_seed(21)
+    hidden = torch.randn(2, 30, config.hidden_size, generator=generator)
+    bandwidth_id = model.bandwidth_id(3.0) if config.use_adaptive_norm else None
+    frame_mask = (torch.arange(30)[None, :] < torch.tensor([[30], [17]])).float()[..., None]
+    for mask in (None, frame_mask):
+        with torch.enable_grad():
+            plain = block(hidden, mask, bandwidth_id).detach()
+        with torch.no_grad():
+            kept = block(hidden, mask, bandwidth_id)
+            overwritten = hidden.clone()
+            reused = block(overwritten, mask, bandwidth_id, reuse_input=True)
+        torch.testing.assert_close(kept, plain, rtol=0, atol=1e-5)
+        torch.testing.assert_close(reused, plain, rtol=0, atol=1e-5)
+        if mask is None:
+            assert reused.data_ptr() == overwritten.data_ptr()  # written over the input it was given
+
+
 def test_torch_compile_equals_eager():
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=14)
     compiled = torch.compile(model)

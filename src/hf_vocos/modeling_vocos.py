@@ -71,9 +71,10 @@ def _apply_norm(norm: nn.Module, hidden_states: torch.Tensor, bandwidth_id: torc
     return norm(hidden_states)
 
 
-# CPU inference runs each block's MLP over tiles of this many frames: the (tile, intermediate_size) activation stays in
-# cache instead of a whole-sequence tensor going through memory (measured 14% faster per block on 60 s of audio). The
-# head, the inverse FFT and (in `forward`) the overlap-add run over the same tiles (docs/benchmarks.md has the numbers).
+# CPU inference runs each block (convolution, norm, MLP) over tiles of this many frames: the (tile, intermediate_size)
+# activation stays in cache instead of a whole-sequence tensor going through memory (measured 14% faster per block on
+# 60 s of audio), and no whole-sequence temporary is paged in per block. The backbone's norms, the head, the inverse
+# FFT and (in `forward`) the overlap-add run over the same tiles (docs/benchmarks.md has the numbers).
 _MLP_TILE_FRAMES = 1024
 
 
@@ -198,38 +199,55 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
             # Zero the padded frames so the convolution sees what a solo item sees: zero padding past its end.
             hidden_states = hidden_states * frame_mask
             reuse_input = True  # the product is this block's own
+        if _tiled_cpu_inference(hidden_states):
+            return self._tiled_forward(hidden_states, reuse_input, bandwidth_id)
         residual = hidden_states
         hidden_states = _conv_time_major(hidden_states, self.dwconv)
         hidden_states = _apply_norm(self.norm, hidden_states, bandwidth_id)
-        if _tiled_cpu_inference(hidden_states):
-            return self._tiled_mlp_residual(hidden_states, residual, reuse_input)
         hidden_states = self.pwconv2(self.act(self.pwconv1(hidden_states)))
         return torch.addcmul(residual, self.gamma, hidden_states)
 
-    def _tiled_mlp_residual(self, hidden_states: torch.Tensor, residual: torch.Tensor, reuse_input: bool) -> torch.Tensor:
-        """CPU inference: the MLP, layer scale and residual over tiles of frames, each tile written straight into the
-        output (over the residual when `reuse_input`: a tile's residual is read only for that tile, and no fresh
-        whole-sequence buffer is paged in). With oneDNN: on packed weights, the GELU fused into the first product
-        (exact GELU only), the layer scale folded into the second, whose epilogue adds the residual."""
-        hidden_size = hidden_states.shape[-1]
-        flat = hidden_states.reshape(-1, hidden_size)
-        residual = residual.reshape(-1, hidden_size)
-        output = residual if reuse_input else torch.empty_like(flat)
+    def _tiled_forward(
+        self, hidden_states: torch.Tensor, reuse_input: bool, bandwidth_id: torch.Tensor | None
+    ) -> torch.Tensor:
+        """CPU inference: the whole block over tiles of frames. Each tile's depthwise convolution reads its frames plus
+        `kernel_size // 2` on each side (zeros only at the sequence's own edges, so its values are the whole
+        sequence's), then the norm, the MLP, the layer scale and the residual run on that tile while it is in cache.
+        No whole-sequence temporary is made: at the release mel size each fresh 11.5 MB one was paged in anew on
+        every call (2,800 page faults apiece, about 8% of the model's time).
+
+        The output goes over `hidden_states` when `reuse_input`. A tile's result is then held back until the next
+        tile's convolution has read the input frames it overlaps, and written after. With oneDNN the products run on
+        packed weights, the GELU fused into the first (exact GELU only), the layer scale folded into the second, whose
+        epilogue adds the residual."""
+        batch_size, num_frames, hidden_size = hidden_states.shape
+        radius = self.dwconv.padding[0]
+        output = hidden_states if reuse_input else torch.empty_like(hidden_states)
         packed = _ONEDNN_PACKED_LINEAR and self.pwconv1.weight.dtype in (torch.float32, torch.bfloat16)
         if packed:
             first, second, second_bias = _packed_mlp_weights(self)
-        for start in range(0, flat.shape[0], _MLP_TILE_FRAMES):
-            tile = slice(start, start + _MLP_TILE_FRAMES)
+        tile_frames = max(_MLP_TILE_FRAMES, radius)  # a held-back tile must not reach past the next one's left edge
+        held = None
+        for start in range(0, num_frames, tile_frames):
+            stop = min(start + tile_frames, num_frames)
+            low, high = max(start - radius, 0), min(stop + radius, num_frames)
+            convolved = _conv_time_major(hidden_states[:, low:high], self.dwconv)[:, start - low : stop - low]
+            if held is not None:
+                output[:, held[0] : held[1]] = held[2]
+            rows = _apply_norm(self.norm, convolved.reshape(-1, hidden_size), bandwidth_id)
+            residual = hidden_states[:, start:stop].reshape(-1, hidden_size)
             if not packed:
-                product = self.pwconv2(self.act(self.pwconv1(flat[tile])))
-                torch.addcmul(residual[tile], self.gamma, product, out=output[tile])
-                continue
-            if self._fusable_gelu:
-                inner = torch.ops.mkldnn._linear_pointwise(flat[tile], first, self.pwconv1.bias, "gelu", [], "none")
+                product = torch.addcmul(residual, self.gamma, self.pwconv2(self.act(self.pwconv1(rows))))
             else:
-                inner = self.act(torch.ops.mkldnn._linear_pointwise(flat[tile], first, self.pwconv1.bias, "none", [], ""))
-            output[tile] = torch.ops.mkldnn._linear_pointwise.binary(inner, residual[tile], second, second_bias, "add")
-        return output.view(hidden_states.shape)
+                if self._fusable_gelu:
+                    inner = torch.ops.mkldnn._linear_pointwise(rows, first, self.pwconv1.bias, "gelu", [], "none")
+                else:
+                    inner = self.act(torch.ops.mkldnn._linear_pointwise(rows, first, self.pwconv1.bias, "none", [], ""))
+                product = torch.ops.mkldnn._linear_pointwise.binary(inner, residual, second, second_bias, "add")
+            held = (start, stop, product.view(batch_size, stop - start, hidden_size))
+        if held is not None:
+            output[:, held[0] : held[1]] = held[2]
+        return output
 
 
 class VocosBackbone(nn.Module):
@@ -261,11 +279,27 @@ class VocosBackbone(nn.Module):
         if frame_mask is not None:
             hidden_states = hidden_states * frame_mask
         hidden_states = _conv_time_major(hidden_states.contiguous(), self.embed)
-        hidden_states = _apply_norm(self.norm, hidden_states, bandwidth_id)
+        tiled = _tiled_cpu_inference(hidden_states)
+        hidden_states = _norm_rows(self.norm, hidden_states, bandwidth_id, in_place=tiled)
         for block in self.convnext:
-            # The blocks may overwrite the tensors made here in CPU inference (the first is the norm's output).
+            # The blocks may overwrite the tensors made here in CPU inference (the first is the convolution's output).
             hidden_states = block(hidden_states, frame_mask, bandwidth_id, reuse_input=True)
-        return self.final_layer_norm(hidden_states)
+        return _norm_rows(self.final_layer_norm, hidden_states, None, in_place=tiled)
+
+
+def _norm_rows(
+    norm: nn.Module, hidden_states: torch.Tensor, bandwidth_id: torch.Tensor | None, in_place: bool
+) -> torch.Tensor:
+    """The norm of (batch, frames, hidden); with `in_place` (CPU inference, on a tensor the caller owns) written over
+    the input a tile of frames at a time: the norm is row-wise, so the values are the same, and no whole-sequence
+    output is allocated (at the release mel size each fresh 11.5 MB tensor was paged in anew: 2,800 page faults)."""
+    if not in_place:
+        return _apply_norm(norm, hidden_states, bandwidth_id)
+    rows = hidden_states.view(-1, hidden_states.shape[-1])
+    for start in range(0, rows.shape[0], _MLP_TILE_FRAMES):
+        tile = rows[start : start + _MLP_TILE_FRAMES]
+        tile.copy_(_apply_norm(norm, tile, bandwidth_id))
+    return hidden_states
 
 
 # Window energy below which a sample counts as covered by no frame (it becomes 0 instead of being divided).
