@@ -87,7 +87,8 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 def matmul_workload(model: VocosModel, frames: int):
     """The model's matmuls alone, at the shapes it runs them, back to back: the input convolution as a
     (frames, channels x kernel) @ (channels x kernel, hidden) product, each block's two MLP matmuls over 1024-frame
-    tiles, the head's projection. Its time is the floor the machine's matmul throughput sets; returns (call, FLOPs)."""
+    tiles, the head's projection as its two halves over the same tiles. Its time is the floor the machine's matmul
+    throughput sets; returns (call, FLOPs)."""
     config, dtype = model.config, model.dtype
     generator = torch.Generator().manual_seed(0)
     embed_in = torch.randn(frames, config.input_channels * config.input_kernel_size, generator=generator).to(dtype)
@@ -99,7 +100,7 @@ def matmul_workload(model: VocosModel, frames: int):
     flops += len(model.backbone.convnext) * 4 * frames * config.hidden_size * config.intermediate_size
     flops += 2 * frames * config.hidden_size * (config.n_fft + 2)
 
-    from hf_vocos.modeling_vocos import _ONEDNN_PACKED_LINEAR, _packed_mlp_weights
+    from hf_vocos.modeling_vocos import _ONEDNN_PACKED_LINEAR, _packed_head_weights, _packed_mlp_weights
 
     residual = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
     blocks = []
@@ -128,13 +129,29 @@ def matmul_workload(model: VocosModel, frames: int):
                 )
             )
 
+    bins, head_bias = config.n_fft // 2 + 1, model.head.out.bias
+    if _ONEDNN_PACKED_LINEAR:
+        halves = _packed_head_weights(model.head)
+        head_products = [
+            lambda inputs, half=half, bias=bias: torch.ops.mkldnn._linear_pointwise(inputs, half, bias, "none", [], "")
+            for half, bias in zip(halves, (head_bias[:bins], head_bias[bins:]))
+        ]
+    else:
+        weight = model.head.out.weight
+        head_products = [
+            lambda inputs, half=half, bias=bias: torch.nn.functional.linear(inputs, half, bias)
+            for half, bias in ((weight[:bins], head_bias[:bins]), (weight[bins:], head_bias[bins:]))
+        ]
+
     def run():
         embed_in @ embed_weight
         for first_product, second_product in blocks:
             for start, end in tiles:
                 first_product(hidden[start:end])
                 second_product(inner[start:end], start, end)
-        torch.nn.functional.linear(hidden, model.head.out.weight, model.head.out.bias)
+        for start, end in tiles:
+            for product in head_products:
+                product(hidden[start:end])
 
     return run, flops
 

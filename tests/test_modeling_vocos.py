@@ -353,8 +353,9 @@ def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
 
 
 def test_packed_weights_follow_weight_changes():
-    """CPU inference multiplies by packed copies of the MLP weights (layer scale folded in), cached per block: any
-    change to the weights must reach the output, and the cache must stay off the module (copies, state dicts)."""
+    """CPU inference multiplies by packed copies of the MLP weights (layer scale folded in) and of the head's
+    projection, cached per module: any change to the weights must reach the output, and the cache must stay off the
+    module (copies, state dicts)."""
     import copy
 
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=15)
@@ -373,6 +374,9 @@ def test_packed_weights_follow_weight_changes():
         model.backbone.convnext[-1].gamma.mul_(3.0)  # in place: same tensor, new version
     changed = check(model)
     assert (changed - before).abs().max() > 1e-3
+    with torch.no_grad():
+        model.head.out.weight[: model.config.n_fft // 2 + 1].mul_(0.5)  # the head's packed halves must follow too
+    assert (check(model) - changed).abs().max() > 1e-3
     other = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=17)
     model.load_state_dict(other.state_dict())
     torch.testing.assert_close(check(model), check(other), rtol=0, atol=0)

@@ -120,35 +120,55 @@ def _onednn_packed_linear_available() -> bool:
 
 _ONEDNN_PACKED_LINEAR = _onednn_packed_linear_available()
 
-# Packed copies of each block's MLP weights for CPU inference, the layer scale folded into the second product. Held
-# here, not on the module (so copies, pickles and state dicts never see them), and rebuilt when any of the weights
-# behind them changes: another tensor, an in-place update (its version counter) or a new dtype.
-_PACKED_MLP_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Packed copies of weights for CPU inference (each block's MLP, the layer scale folded into its second product, and
+# the head's projection). Held here, not on the modules (so copies, pickles and state dicts never see them), and
+# rebuilt when any of the weights behind them changes: another tensor, an in-place update (its version counter) or a
+# new dtype.
+_PACKED_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _packed_mlp_weights(block: VocosConvNeXtBlock) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(first weight, second weight x layer scale, second bias x layer scale), the weights packed for oneDNN."""
-    sources = (block.pwconv1.weight, block.pwconv2.weight, block.pwconv2.bias, block.gamma)
-    entry = _PACKED_MLP_WEIGHTS.get(block)
+def _cached_packing(owner: nn.Module, sources: tuple[torch.Tensor, ...], pack) -> tuple[torch.Tensor, ...]:
+    """`pack()`'s tensors for `owner`, made once and again only when one of `sources` has changed."""
+    entry = _PACKED_WEIGHTS.get(owner)
     if entry is not None and all(
         ref() is tensor and state == (tensor.data_ptr(), tensor._version, tensor.dtype)
         for (ref, state), tensor in zip(entry[0], sources)
     ):
         return entry[1]
-    dtype = block.pwconv2.weight.dtype
     with torch.no_grad():
+        packed = pack()
+    states = tuple((weakref.ref(tensor), (tensor.data_ptr(), tensor._version, tensor.dtype)) for tensor in sources)
+    _PACKED_WEIGHTS[owner] = (states, packed)
+    return packed
+
+
+def _packed_mlp_weights(block: VocosConvNeXtBlock) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(first weight, second weight x layer scale, second bias x layer scale), the weights packed for oneDNN."""
+
+    def pack():
         # Folded in float32 and rounded once: gamma * (W x + b) = (gamma W) x + gamma b.
-        gamma = block.gamma.float()
+        dtype, gamma = block.pwconv2.weight.dtype, block.gamma.float()
         second = (block.pwconv2.weight.float() * gamma[:, None]).to(dtype)
-        second_bias = (block.pwconv2.bias.float() * gamma).to(dtype)
-        packed = (
+        return (
             torch.ops.mkldnn._reorder_linear_weight(block.pwconv1.weight.detach(), _MLP_TILE_FRAMES),
             torch.ops.mkldnn._reorder_linear_weight(second, _MLP_TILE_FRAMES),
-            second_bias,
+            (block.pwconv2.bias.float() * gamma).to(dtype),
         )
-    states = tuple((weakref.ref(tensor), (tensor.data_ptr(), tensor._version, tensor.dtype)) for tensor in sources)
-    _PACKED_MLP_WEIGHTS[block] = (states, packed)
-    return packed
+
+    return _cached_packing(block, (block.pwconv1.weight, block.pwconv2.weight, block.pwconv2.bias, block.gamma), pack)
+
+
+def _packed_head_weights(head: VocosISTFTHead) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head projection's log-magnitude and phase halves of the weight, each packed for oneDNN."""
+    weight, bins = head.out.weight, head.out.out_features // 2
+
+    def pack():
+        return tuple(
+            torch.ops.mkldnn._reorder_linear_weight(half.detach().contiguous(), _MLP_TILE_FRAMES)
+            for half in (weight[:bins], weight[bins:])
+        )
+
+    return _cached_packing(head, (weight,), pack)
 
 
 def _conv_time_major(hidden_states: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
@@ -505,9 +525,18 @@ class VocosISTFTHead(nn.Module):
         # contiguous, so exp/cos/sin run vectorised instead of on a strided half of one output.
         bins = self.out.out_features // 2
         weight, bias = self.out.weight, self.out.bias
-        log_magnitude = nn.functional.linear(hidden_states, weight[:bins], bias[:bins]).float()
-        phase = nn.functional.linear(hidden_states, weight[bins:], bias[bins:]).float()
-        if _tiled_cpu_inference(hidden_states):
+        tiled = _tiled_cpu_inference(hidden_states)
+        if tiled and _ONEDNN_PACKED_LINEAR and weight.dtype in (torch.float32, torch.bfloat16):
+            # CPU inference: oneDNN's linear on packed copies of the two halves (as the blocks' MLPs).
+            halves = _packed_head_weights(self)
+            log_magnitude, phase = (
+                torch.ops.mkldnn._linear_pointwise(hidden_states, half, part, "none", [], "").float()
+                for half, part in zip(halves, (bias[:bins], bias[bins:]))
+            )
+        else:
+            log_magnitude = nn.functional.linear(hidden_states, weight[:bins], bias[:bins]).float()
+            phase = nn.functional.linear(hidden_states, weight[bins:], bias[bins:]).float()
+        if tiled:
             # Inference: the same values computed in place (fewer temporaries; these are fresh tensors).
             magnitude = log_magnitude.exp_().clamp_(max=self.max_magnitude)
             real = torch.cos(phase)
