@@ -394,6 +394,16 @@ class VocosISTFT(nn.Module):
         frames = torch.fft.irfft(torch.complex(real, imag), n=self.n_fft, dim=-1)
         return torch.mul(frames, self._float_window(), out=out)
 
+    def _frames_of_spectrum(self, spectrum: torch.Tensor, out: torch.Tensor) -> None:
+        """`frames` into `out` for a spectrum given as one complex tensor (CPU inference's per-call workspace): the
+        inverse FFT reads it as is and writes straight into `out`, with no complex tensor or frames made per tile."""
+        if self.dft_basis is not None:
+            parts = torch.view_as_real(spectrum)
+            self.frames(parts[..., 0], parts[..., 1], out=out)
+            return
+        torch.fft.irfft(spectrum, n=self.n_fft, dim=-1, out=out)
+        out.mul_(self._float_window())
+
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """Sum frames (batch, frames, n_fft) placed `hop_length` apart: (batch, (frames - 1) * hop_length + n_fft)."""
         batch_size, num_frames, _ = frames.shape
@@ -518,9 +528,12 @@ class VocosISTFTHead(nn.Module):
         self.out = nn.Linear(config.hidden_size, config.n_fft + 2)
         self.istft = VocosISTFT(config)
 
-    def spectrum(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def spectrum(
+        self, hidden_states: torch.Tensor, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, frames, hidden) -> real and imaginary parts (batch, frames, n_fft // 2 + 1), in float32 whatever
-        the model's dtype: the ISTFT needs it and it is cheap."""
+        the model's dtype: the ISTFT needs it and it is cheap. In CPU inference, `out` (complex64, that shape) can
+        take the spectrum; the parts returned are then its real and imaginary views."""
         # The projection's two halves as two products on row slices of the same weight: each half comes out
         # contiguous, so exp/cos/sin run vectorised instead of on a strided half of one output.
         bins = self.out.out_features // 2
@@ -539,6 +552,10 @@ class VocosISTFTHead(nn.Module):
         if tiled:
             # Inference: the same values computed in place (fewer temporaries; these are fresh tensors).
             magnitude = log_magnitude.exp_().clamp_(max=self.max_magnitude)
+            if out is not None:
+                parts = torch.view_as_real(out)
+                real = torch.mul(torch.cos(phase), magnitude, out=parts[..., 0])
+                return real, torch.mul(phase.sin_(), magnitude, out=parts[..., 1])
             real = torch.cos(phase)
             return real.mul_(magnitude), phase.sin_().mul_(magnitude)
         magnitude = torch.exp(log_magnitude).clip(max=self.max_magnitude)
@@ -724,17 +741,31 @@ class VocosModel(VocosPreTrainedModel):
             # stay in cache and are reused, instead of six whole-sequence buffers paged in afresh on every call.
             batch_size, num_frames, _ = hidden_states.shape
             frames = hidden_states.new_empty(batch_size, num_frames, self.head.istft.n_fft, dtype=torch.float32)
+            make_frames = self._tile_frame_maker(hidden_states)
             for start in range(0, num_frames, _MLP_TILE_FRAMES):
                 stop = min(start + _MLP_TILE_FRAMES, num_frames)
-                self._head_frames(hidden_states, start, stop, frames[:, start:stop])
+                make_frames(start, stop, frames[:, start:stop])
         else:
             real, imag = self.head.spectrum(hidden_states)
             frames = self.head.istft.frames(real, imag)
         return frames if frame_mask is None else frames * frame_mask
 
-    def _head_frames(self, hidden_states: torch.Tensor, start: int, stop: int, out: torch.Tensor) -> None:
-        real, imag = self.head.spectrum(hidden_states[:, start:stop])
-        self.head.istft.frames(real, imag, out=out)
+    def _tile_frame_maker(self, hidden_states: torch.Tensor):
+        """CPU inference: `make_frames(start, stop, out)` writing the head's windowed frames for hidden states
+        [start, stop) (at most one tile) into `out`. The tiles share one complex spectrum buffer, so a tile's
+        temporaries are just the projection's outputs: the megabytes a tile would otherwise allocate and free
+        made glibc hand memory back and page it in again on every tile (18k page faults per 60 s forward, bf16 mel)."""
+        batch_size, bins = hidden_states.shape[0], self.head.istft.n_fft // 2 + 1
+        held = []  # the buffer, made for the first tile and remade only for a longer one
+
+        def make_frames(start: int, stop: int, out: torch.Tensor) -> None:
+            if not held or held[0].shape[1] < stop - start:
+                held[:] = [hidden_states.new_empty(batch_size, stop - start, bins, dtype=torch.complex64)]
+            tile = held[0][:, : stop - start]
+            self.head.spectrum(hidden_states[:, start:stop], out=tile)
+            self.head.istft._frames_of_spectrum(tile, out)
+
+        return make_frames
 
     def _decode_audio(
         self, features: torch.Tensor, frame_mask: torch.Tensor | None, bandwidth_id: torch.Tensor | None
@@ -747,7 +778,7 @@ class VocosModel(VocosPreTrainedModel):
         hidden_states = self.backbone(features, frame_mask, bandwidth_id)
         batch_size, num_frames, _ = hidden_states.shape
         return istft.synthesize_tiles(
-            lambda start, stop, out: self._head_frames(hidden_states, start, stop, out), batch_size, num_frames, frame_mask
+            self._tile_frame_maker(hidden_states), batch_size, num_frames, frame_mask, tile_frames=_MLP_TILE_FRAMES
         )
 
     def decode_chunked(
