@@ -40,7 +40,7 @@ from hf_vocos.feature_extraction_vocos import usable_device  # noqa: E402
 
 BANDWIDTH = 6.0
 SECTIONS = [
-    "speed", "targets", "ceiling", "features", "feature-stages", "feature-alternatives", "feature-interference",
+    "speed", "targets", "page-faults", "ceiling", "features", "feature-stages", "feature-alternatives", "feature-interference",
     "streaming", "memory", "onnx", "accelerator",
 ]
 
@@ -290,6 +290,59 @@ def target_section(args, lines: list) -> None:
             f"{min(r['snr'] for r in runs):.1f} dB |"
         )
         print(lines[-1], flush=True)
+
+
+FAULT_PROBE_IMPLEMENTATIONS = ("original", "ours fp32", "ours bf16")
+
+
+def fault_probe(variant: str, which: str, seconds: float) -> None:
+    """Minor page faults and time per batch-1 forward on `seconds` of audio (60 in the section) of one implementation,
+    alone in this fresh process (medians over 5 calls after 2 warm-up calls), as JSON."""
+    import resource
+
+    original, ours = build_pair(variant)
+    inputs = make_inputs(ours, seconds, 1)
+    if which == "original":
+        call = original_call(original, ours, inputs)
+    else:
+        model = copy_of(ours, torch.bfloat16 if which.endswith("bf16") else torch.float32)
+        call = lambda: model(**inputs)  # noqa: E731
+    del original, ours
+    with torch.inference_mode():
+        for _ in range(2):
+            call()
+        faults, times = [], []
+        for _ in range(5):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            times.append(_timed(call))
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    print(json.dumps({"faults": statistics.median(faults), "ms": statistics.median(times) * 1000}))
+
+
+def fault_section(args, lines: list) -> None:
+    """Page faults per forward, each implementation in fresh processes of its own (`--processes`, alternating): glibc
+    hands large freed blocks back to the kernel, so a call that allocates fresh large temporaries pages them in again
+    (zeroed) every time. How many depends on the process's allocation history, hence the range."""
+    for variant in args.models:
+        results = {which: [] for which in FAULT_PROBE_IMPLEMENTATIONS}
+        for _ in range(args.processes):
+            for which in results:
+                result = subprocess.run(
+                    [sys.executable, __file__, "--fault-probe", variant, which, "--seconds", "60"],
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                )
+                if result.returncode != 0:
+                    raise RuntimeError(result.stderr[-2000:])
+                results[which].append(json.loads(result.stdout.strip().splitlines()[-1]))
+        for which, runs in results.items():
+            faults, times = [r["faults"] for r in runs], [r["ms"] for r in runs]
+            lines.append(
+                f"| {variant} | {which} | {statistics.median(faults):,.0f} ({min(faults):,.0f}-{max(faults):,.0f}) | "
+                f"{statistics.median(faults) * 4 / 1024:.0f} MB | {statistics.median(times):.0f} ms ({min(times):.0f}-{max(times):.0f}) |"
+            )
+            print(lines[-1], flush=True)
 
 
 def ceiling_section(args, lines: list) -> None:
@@ -681,6 +734,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--feature-probe", choices=["librosa", "ours", "mixed"], help=argparse.SUPPRESS)
     parser.add_argument("--target-probe", choices=["mel", "encodec"], help=argparse.SUPPRESS)
+    parser.add_argument("--fault-probe", nargs=2, metavar=("MODEL", "WHICH"), help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=5, help="fresh processes per model in the `targets` section")
     parser.add_argument("--seconds", type=float, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
@@ -703,6 +757,12 @@ def main() -> None:
     if args.target_probe:
         target_probe(args.target_probe, args.repeats, args.seconds)
         return
+    if args.fault_probe:
+        variant, which = args.fault_probe
+        if variant not in ("mel", "encodec") or which not in FAULT_PROBE_IMPLEMENTATIONS:
+            parser.error(f"--fault-probe {variant!r} {which!r}: expected mel|encodec and one of {FAULT_PROBE_IMPLEMENTATIONS}")
+        fault_probe(variant, which, args.seconds)
+        return
     if args.quick:
         args.durations, args.batch_sizes, args.compile = [1, 10], [1], False
         args.sections = [s for s in args.sections if s != "memory"]
@@ -720,6 +780,7 @@ def main() -> None:
         ] + [""]
     sections = [
         ("targets", target_section, "| model (60 s, batch 1) | processes | original fp32 | ours fp32 | ours bf16 | fp32 ratio | bf16 ratio | bf16 SNR (worst) |", "|---|---|---|---|---|---|---|---|"),
+        ("page-faults", fault_section, "| model (60 s, batch 1) | implementation | page faults per forward, median (range) | paged in | time per forward |", "|---|---|---|---|---|"),
         ("ceiling", ceiling_section, "| model | dtype | FLOPs (60 s) | sustained matmul throughput | matmuls alone (ceiling) | whole model | of ceiling |", "|---|---|---|---|---|---|---|"),
         ("features", feature_section, "| feature extraction | librosa median (best) | ours median (best) | ratio median (best) |", "|---|---|---|---|"),
         ("feature-stages", feature_stage_section, "| stage (10 s, 24 kHz, 1 clip) | median | best |", "|---|---|---|"),

@@ -68,6 +68,22 @@ def test_target_probe_reports_the_three_timings_and_the_snr():
     assert all(0 < run[key] < 60 for key in ("bf16", "fp32", "original")) and run["snr"] >= 30
 
 
+@pytest.mark.parametrize("which", ["original", "ours fp32", "ours bf16"])
+def test_fault_probe_reports_faults_and_time(which):
+    """The `page-faults` section's per-process probe (1 s instead of 60 s): page faults and time per forward."""
+    if importlib.util.find_spec("vocos") is None:
+        pytest.skip("the original vocos package is not installed")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--fault-probe", "encodec", which, "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(run) == ["faults", "ms"] and run["faults"] >= 0 and 0 < run["ms"] < 60_000
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -76,6 +92,7 @@ def test_target_probe_reports_the_three_timings_and_the_snr():
         (["--processes", "0"], "--processes 0: expected at least 1"),
         (["--gpu-batch-sizes", "0"], "--gpu-batch-sizes must be at least 1"),
         (["--device", "gpu!"], "--device 'gpu!': not a torch device"),
+        (["--fault-probe", "mel", "ours fp16"], "--fault-probe 'mel' 'ours fp16': expected"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_run(args, message):
