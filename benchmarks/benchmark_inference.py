@@ -100,14 +100,14 @@ def matmul_workload(model: VocosModel, frames: int):
     flops += len(model.backbone.convnext) * 4 * frames * config.hidden_size * config.intermediate_size
     flops += 2 * frames * config.hidden_size * (config.n_fft + 2)
 
-    from hf_vocos.modeling_vocos import _ONEDNN_PACKED_LINEAR, _packed_head_weights, _packed_mlp_weights
+    from hf_vocos.modeling_vocos import _packed_head_weights, _packed_mlp_weights, _uses_packed_linear
 
     residual = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
     blocks = []
     for block in model.backbone.convnext:
         # The kernels the model uses: oneDNN's linear on packed weights where available (without the fused GELU;
         # with the fused residual add), else the plain products.
-        if _ONEDNN_PACKED_LINEAR:
+        if _uses_packed_linear(block.pwconv1.weight):
             first, second, second_bias = _packed_mlp_weights(block)
             blocks.append(
                 (
@@ -130,7 +130,7 @@ def matmul_workload(model: VocosModel, frames: int):
             )
 
     bins, head_bias = config.n_fft // 2 + 1, model.head.out.bias
-    if _ONEDNN_PACKED_LINEAR:
+    if _uses_packed_linear(model.head.out.weight):
         halves = _packed_head_weights(model.head)
         head_products = [
             lambda inputs, half=half, bias=bias: torch.ops.mkldnn._linear_pointwise(inputs, half, bias, "none", [], "")
@@ -270,15 +270,7 @@ def target_section(args, lines: list) -> None:
     for variant in args.models:
         runs = []
         for _ in range(args.processes):
-            result = subprocess.run(
-                [sys.executable, __file__, "--target-probe", variant, "--seconds", "60", "--repeats", str(args.repeats)],
-                capture_output=True,
-                text=True,
-                timeout=1800,
-            )
-            if result.returncode != 0:
-                raise RuntimeError(result.stderr[-2000:])
-            runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            runs.append(run_probe(["--target-probe", variant, "--seconds", "60", "--repeats", str(args.repeats)]))
 
         def spread(values, unit=""):
             return f"{statistics.median(values):.{0 if unit else 2}f}{unit or 'x'} ({min(values):.{0 if unit else 2}f}-{max(values):.{0 if unit else 2}f})"
@@ -292,12 +284,16 @@ def target_section(args, lines: list) -> None:
         print(lines[-1], flush=True)
 
 
-FAULT_PROBE_IMPLEMENTATIONS = ("original", "ours fp32", "ours bf16")
+FAULT_PROBE_IMPLEMENTATIONS = (
+    "original", "ours fp32", "ours bf16", "ours fp32, original loaded", "ours bf16, original loaded"
+)
 
 
 def fault_probe(variant: str, which: str, seconds: float) -> None:
-    """Minor page faults and time per batch-1 forward on `seconds` of audio (60 in the section) of one implementation,
-    alone in this fresh process (medians over 5 calls after 2 warm-up calls), as JSON."""
+    """Minor page faults and time per batch-1 forward on `seconds` of audio (60 in the section) of one implementation
+    in this fresh process (medians over 5 calls after 2 warm-up calls), as JSON. Alone in the process, or, for
+    "..., original loaded", with the original model and our float32 one (which the copy is made from) kept alive
+    beside it, as in the `targets` probe: the allocation history differs, and with it glibc's decisions."""
     import resource
 
     original, ours = build_pair(variant)
@@ -305,8 +301,9 @@ def fault_probe(variant: str, which: str, seconds: float) -> None:
     if which == "original":
         call = original_call(original, ours, inputs)
     else:
-        model = copy_of(ours, torch.bfloat16 if which.endswith("bf16") else torch.float32)
+        model = copy_of(ours, torch.bfloat16 if "bf16" in which else torch.float32)
         call = lambda: model(**inputs)  # noqa: E731
+    kept = (original, ours) if which.endswith("original loaded") else ()  # noqa: F841
     del original, ours
     with torch.inference_mode():
         for _ in range(2):
@@ -323,24 +320,18 @@ def fault_section(args, lines: list) -> None:
     """Page faults per forward, each implementation in fresh processes of its own (`--processes`, alternating): glibc
     hands large freed blocks back to the kernel, so a call that allocates fresh large temporaries pages them in again
     (zeroed) every time. How many depends on the process's allocation history, hence the range."""
+    import resource
+
     for variant in args.models:
         results = {which: [] for which in FAULT_PROBE_IMPLEMENTATIONS}
         for _ in range(args.processes):
             for which in results:
-                result = subprocess.run(
-                    [sys.executable, __file__, "--fault-probe", variant, which, "--seconds", "60"],
-                    capture_output=True,
-                    text=True,
-                    timeout=1800,
-                )
-                if result.returncode != 0:
-                    raise RuntimeError(result.stderr[-2000:])
-                results[which].append(json.loads(result.stdout.strip().splitlines()[-1]))
+                results[which].append(run_probe(["--fault-probe", variant, which, "--seconds", "60"]))
         for which, runs in results.items():
             faults, times = [r["faults"] for r in runs], [r["ms"] for r in runs]
             lines.append(
                 f"| {variant} | {which} | {statistics.median(faults):,.0f} ({min(faults):,.0f}-{max(faults):,.0f}) | "
-                f"{statistics.median(faults) * 4 / 1024:.0f} MB | {statistics.median(times):.0f} ms ({min(times):.0f}-{max(times):.0f}) |"
+                f"{statistics.median(faults) * resource.getpagesize() / 2**20:.0f} MB | {statistics.median(times):.0f} ms ({min(times):.0f}-{max(times):.0f}) |"
             )
             print(lines[-1], flush=True)
 
@@ -422,12 +413,19 @@ def feature_probe(library: str, seconds: int, batch_size: int, repeats: int) -> 
 
 
 def _probe(library: str, seconds: int, batch_size: int, repeats: int, env: dict | None = None) -> list[float]:
+    return run_probe(
+        ["--feature-probe", library, "--seconds", str(seconds), "--batch", str(batch_size), "--repeats", str(repeats)],
+        env=env,
+    )
+
+
+def run_probe(arguments: list[str], env: dict | None = None, timeout: float = 1800):
+    """Run this script with `arguments` (one of the hidden probes) in a fresh process; return the JSON it prints last."""
     result = subprocess.run(
-        [sys.executable, __file__, "--feature-probe", library, "--seconds", str(seconds), "--batch", str(batch_size),
-         "--repeats", str(repeats)],
+        [sys.executable, __file__, *arguments],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         env=None if env is None else {**os.environ, **env},
     )
     if result.returncode != 0:
@@ -568,15 +566,7 @@ def memory_section(args, lines: list) -> None:
     for mode in ("stream", "decode_chunked", "forward"):
         peaks = {}
         for minutes in (1, 10):
-            result = subprocess.run(
-                [sys.executable, __file__, "--memory-probe", mode, "--minutes", str(minutes)],
-                capture_output=True,
-                text=True,
-                timeout=3600,
-            )
-            if result.returncode != 0:
-                raise RuntimeError(result.stderr[-2000:])
-            peaks[minutes] = json.loads(result.stdout.strip().splitlines()[-1])
+            peaks[minutes] = run_probe(["--memory-probe", mode, "--minutes", str(minutes)], timeout=3600)
         growth = peaks[10]["peak_mb"] / peaks[1]["peak_mb"]
         extra = [peaks[m]["peak_mb"] - peaks[m]["baseline_mb"] for m in (1, 10)]
         lines.append(
@@ -735,7 +725,7 @@ def main() -> None:
     parser.add_argument("--feature-probe", choices=["librosa", "ours", "mixed"], help=argparse.SUPPRESS)
     parser.add_argument("--target-probe", choices=["mel", "encodec"], help=argparse.SUPPRESS)
     parser.add_argument("--fault-probe", nargs=2, metavar=("MODEL", "WHICH"), help=argparse.SUPPRESS)
-    parser.add_argument("--processes", type=int, default=5, help="fresh processes per model in the `targets` section")
+    parser.add_argument("--processes", type=int, default=5, help="fresh processes per model (per implementation) in the `targets` (`page-faults`) section")
     parser.add_argument("--seconds", type=float, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import weakref
@@ -90,10 +91,12 @@ def _tiled_cpu_inference(hidden_states: torch.Tensor) -> bool:
     )
 
 
+@functools.cache
 def _onednn_packed_linear_available() -> bool:
     """oneDNN's linear on a weight packed into its blocked layout (`torch.ops.mkldnn._reorder_linear_weight`) with a
     fused exact-GELU epilogue (`_linear_pointwise`) or residual add (`_linear_pointwise.binary`): private ops (what
-    inductor's CPU backend uses), so used only where they exist and agree with the unfused computation."""
+    inductor's CPU backend uses), so used only where they exist and agree with the unfused computation. Checked once,
+    on first use rather than at import."""
     if not (
         torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -118,7 +121,10 @@ def _onednn_packed_linear_available() -> bool:
         return False
 
 
-_ONEDNN_PACKED_LINEAR = _onednn_packed_linear_available()
+def _uses_packed_linear(weight: torch.Tensor) -> bool:
+    """Whether CPU inference multiplies by packed copies of `weight` (float32 or bfloat16, where oneDNN offers it)."""
+    return weight.dtype in (torch.float32, torch.bfloat16) and _onednn_packed_linear_available()
+
 
 # Packed copies of weights for CPU inference (each block's MLP, the layer scale folded into its second product, and
 # the head's projection). Held here, not on the modules (so copies, pickles and state dicts never see them), and
@@ -243,7 +249,7 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
         batch_size, num_frames, hidden_size = hidden_states.shape
         radius = self.dwconv.padding[0]
         output = hidden_states if reuse_input else torch.empty_like(hidden_states)
-        packed = _ONEDNN_PACKED_LINEAR and self.pwconv1.weight.dtype in (torch.float32, torch.bfloat16)
+        packed = _uses_packed_linear(self.pwconv1.weight)
         if packed:
             first, second, second_bias = _packed_mlp_weights(self)
         tile_frames = max(_MLP_TILE_FRAMES, radius)  # a held-back tile must not reach past the next one's left edge
@@ -391,18 +397,21 @@ class VocosISTFT(nn.Module):
         if self.dft_basis is not None:
             frames = torch.cat([real, imag], dim=-1) @ self.dft_basis.to(real.device)
             return frames if out is None else out.copy_(frames)  # (matmul's out= refuses a strided slice)
-        frames = torch.fft.irfft(torch.complex(real, imag), n=self.n_fft, dim=-1)
-        return torch.mul(frames, self._float_window(), out=out)
+        return self._inverse_fft(torch.complex(real, imag), out)
+
+    def _inverse_fft(self, spectrum: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Complex one-sided spectrum -> windowed time frames, by the inverse real FFT (into `out` when given)."""
+        frames = torch.fft.irfft(spectrum, n=self.n_fft, dim=-1, out=out)
+        return frames.mul_(self._float_window())
 
     def _frames_of_spectrum(self, spectrum: torch.Tensor, out: torch.Tensor) -> None:
         """`frames` into `out` for a spectrum given as one complex tensor (CPU inference's per-call workspace): the
         inverse FFT reads it as is and writes straight into `out`, with no complex tensor or frames made per tile."""
-        if self.dft_basis is not None:
+        if self.dft_basis is None:
+            self._inverse_fft(spectrum, out)
+        else:
             parts = torch.view_as_real(spectrum)
             self.frames(parts[..., 0], parts[..., 1], out=out)
-            return
-        torch.fft.irfft(spectrum, n=self.n_fft, dim=-1, out=out)
-        out.mul_(self._float_window())
 
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """Sum frames (batch, frames, n_fft) placed `hop_length` apart: (batch, (frames - 1) * hop_length + n_fft)."""
@@ -454,13 +463,16 @@ class VocosISTFT(nn.Module):
         batch_size: int,
         num_frames: int,
         frame_mask: torch.Tensor | None = None,
-        tile_frames: int = _MLP_TILE_FRAMES,
+        tile_frames: int | None = None,
     ) -> torch.Tensor:
         """`synthesize` for frames made a tile at a time: `make_frames(start, stop, out)` writes the windowed frames
         [start, stop) into `out` (batch, stop - start, n_fft). Each tile is overlap-added while it is in cache, from
         one tile-sized buffer, instead of a whole-sequence frames buffer; every sample sums its frames in the same
         order as `synthesize`, and is divided by the same envelope, so the audio is the same bit for bit. Needs a
-        hop that divides n_fft (`synthesize` folds the other cases)."""
+        hop that divides n_fft (`synthesize` folds the other cases). `tile_frames` defaults to the model's tile."""
+        tile_frames = _MLP_TILE_FRAMES if tile_frames is None else tile_frames
+        if isinstance(tile_frames, bool) or not isinstance(tile_frames, numbers.Integral) or tile_frames < 1:
+            raise ValueError(f"`tile_frames` must be a positive integer, got {tile_frames!r}.")
         if self.n_fft % self.hop_length:
             raise ValueError(
                 f"synthesize_tiles needs hop_length ({self.hop_length}) to divide n_fft ({self.n_fft}); use synthesize."
@@ -528,18 +540,22 @@ class VocosISTFTHead(nn.Module):
         self.out = nn.Linear(config.hidden_size, config.n_fft + 2)
         self.istft = VocosISTFT(config)
 
-    def spectrum(
+    def spectrum(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, frames, hidden) -> real and imaginary parts (batch, frames, n_fft // 2 + 1), in float32 whatever
+        the model's dtype: the ISTFT needs it and it is cheap."""
+        return self._spectrum(hidden_states)
+
+    def _spectrum(
         self, hidden_states: torch.Tensor, out: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch, frames, hidden) -> real and imaginary parts (batch, frames, n_fft // 2 + 1), in float32 whatever
-        the model's dtype: the ISTFT needs it and it is cheap. In CPU inference, `out` (complex64, that shape) can
-        take the spectrum; the parts returned are then its real and imaginary views."""
+        """`spectrum`; in CPU inference only, `out` (complex64, (batch, frames, bins)) takes it, and the parts
+        returned are its real and imaginary views."""
         # The projection's two halves as two products on row slices of the same weight: each half comes out
         # contiguous, so exp/cos/sin run vectorised instead of on a strided half of one output.
         bins = self.out.out_features // 2
         weight, bias = self.out.weight, self.out.bias
         tiled = _tiled_cpu_inference(hidden_states)
-        if tiled and _ONEDNN_PACKED_LINEAR and weight.dtype in (torch.float32, torch.bfloat16):
+        if tiled and _uses_packed_linear(weight):
             # CPU inference: oneDNN's linear on packed copies of the two halves (as the blocks' MLPs).
             halves = _packed_head_weights(self)
             log_magnitude, phase = (
@@ -552,7 +568,7 @@ class VocosISTFTHead(nn.Module):
         if tiled:
             # Inference: the same values computed in place (fewer temporaries; these are fresh tensors).
             magnitude = log_magnitude.exp_().clamp_(max=self.max_magnitude)
-            if out is not None:
+            if out is not None:  # (only CPU inference passes it)
                 parts = torch.view_as_real(out)
                 real = torch.mul(torch.cos(phase), magnitude, out=parts[..., 0])
                 return real, torch.mul(phase.sin_(), magnitude, out=parts[..., 1])
@@ -755,14 +771,15 @@ class VocosModel(VocosPreTrainedModel):
         [start, stop) (at most one tile) into `out`. The tiles share one complex spectrum buffer, so a tile's
         temporaries are just the projection's outputs: the megabytes a tile would otherwise allocate and free
         made glibc hand memory back and page it in again on every tile (18k page faults per 60 s forward, bf16 mel)."""
-        batch_size, bins = hidden_states.shape[0], self.head.istft.n_fft // 2 + 1
-        held = []  # the buffer, made for the first tile and remade only for a longer one
+        batch_size, num_frames, _ = hidden_states.shape
+        bins = self.head.istft.n_fft // 2 + 1
+        spectrum = hidden_states.new_empty(
+            batch_size, min(num_frames, _MLP_TILE_FRAMES), bins, dtype=torch.complex64
+        )
 
         def make_frames(start: int, stop: int, out: torch.Tensor) -> None:
-            if not held or held[0].shape[1] < stop - start:
-                held[:] = [hidden_states.new_empty(batch_size, stop - start, bins, dtype=torch.complex64)]
-            tile = held[0][:, : stop - start]
-            self.head.spectrum(hidden_states[:, start:stop], out=tile)
+            tile = spectrum[:, : stop - start]
+            self.head._spectrum(hidden_states[:, start:stop], out=tile)
             self.head.istft._frames_of_spectrum(tile, out)
 
         return make_frames
@@ -777,9 +794,7 @@ class VocosModel(VocosPreTrainedModel):
         # CPU inference: the head makes frames a tile at a time and the inverse STFT overlap-adds each tile at once.
         hidden_states = self.backbone(features, frame_mask, bandwidth_id)
         batch_size, num_frames, _ = hidden_states.shape
-        return istft.synthesize_tiles(
-            self._tile_frame_maker(hidden_states), batch_size, num_frames, frame_mask, tile_frames=_MLP_TILE_FRAMES
-        )
+        return istft.synthesize_tiles(self._tile_frame_maker(hidden_states), batch_size, num_frames, frame_mask)
 
     def decode_chunked(
         self,
