@@ -239,8 +239,8 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
         """CPU inference: the whole block over tiles of frames. Each tile's depthwise convolution reads its frames plus
         `kernel_size // 2` on each side (zeros only at the sequence's own edges, so its values are the whole
         sequence's), then the norm, the MLP, the layer scale and the residual run on that tile while it is in cache.
-        No whole-sequence temporary is made: at the release mel size each fresh 11.5 MB one was paged in anew on
-        every call (2,800 page faults apiece, about 8% of the model's time).
+        No whole-sequence temporary is made: depending on the process's allocation history, glibc can page each fresh
+        11.5 MB one (release mel size) in anew on every call, 2,800 page faults apiece (docs/benchmarks.md).
 
         The output goes over `hidden_states` when `reuse_input`. A tile's result is then held back until the next
         tile's convolution has read the input frames it overlaps, and written after. With oneDNN the products run on
@@ -318,7 +318,7 @@ def _norm_rows(
 ) -> torch.Tensor:
     """The norm of (batch, frames, hidden); with `in_place` (CPU inference, on a tensor the caller owns) written over
     the input a tile of frames at a time: the norm is row-wise, so the values are the same, and no whole-sequence
-    output is allocated (at the release mel size each fresh 11.5 MB tensor was paged in anew: 2,800 page faults)."""
+    output is allocated (which glibc may page in anew on every call, as the blocks' temporaries)."""
     if not in_place:
         return _apply_norm(norm, hidden_states, bandwidth_id)
     rows = hidden_states.view(-1, hidden_states.shape[-1])
@@ -770,7 +770,7 @@ class VocosModel(VocosPreTrainedModel):
         """CPU inference: `make_frames(start, stop, out)` writing the head's windowed frames for hidden states
         [start, stop) (at most one tile) into `out`. The tiles share one complex spectrum buffer, so a tile's
         temporaries are just the projection's outputs: the megabytes a tile would otherwise allocate and free
-        made glibc hand memory back and page it in again on every tile (18k page faults per 60 s forward, bf16 mel)."""
+        could make glibc hand memory back and page it in again on every tile (docs/benchmarks.md, "Page faults")."""
         batch_size, num_frames, _ = hidden_states.shape
         bins = self.head.istft.n_fft // 2 + 1
         spectrum = hidden_states.new_empty(
