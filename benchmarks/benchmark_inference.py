@@ -107,7 +107,7 @@ def matmul_workload(model: VocosModel, frames: int):
     for block in model.backbone.convnext:
         # The kernels the model uses: oneDNN's linear on packed weights where available (without the fused GELU;
         # with the fused residual add), else the plain products.
-        if _uses_packed_linear(block.pwconv1.weight):
+        if _uses_packed_linear(block, block.pwconv1.weight):
             first, second, second_bias = _packed_mlp_weights(block)
             blocks.append(
                 (
@@ -130,7 +130,7 @@ def matmul_workload(model: VocosModel, frames: int):
             )
 
     bins, head_bias = config.n_fft // 2 + 1, model.head.out.bias
-    if _uses_packed_linear(model.head.out.weight):
+    if _uses_packed_linear(model.head, model.head.out.weight):
         halves = _packed_head_weights(model.head)
         head_products = [
             lambda inputs, half=half, bias=bias: torch.ops.mkldnn._linear_pointwise(inputs, half, bias, "none", [], "")

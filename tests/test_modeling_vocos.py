@@ -353,7 +353,7 @@ def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
     with torch.enable_grad():
         plain = model(input_features=features).audio.detach()
     torch.testing.assert_close(tiled, plain, rtol=0, atol=1e-5)
-    monkeypatch.setattr(modeling, "_uses_packed_linear", lambda weight: False)
+    model.pack_cpu_weights = False
     with torch.no_grad():
         torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
     model.head.istft.use_dft_matmul = True
@@ -401,6 +401,49 @@ def test_packed_weights_follow_weight_changes():
     with torch.enable_grad():
         plain = half(input_features=features).audio.detach()
     assert _snr_db(reference, cached) >= 30 and _snr_db(plain, cached) >= 30
+
+
+def test_pack_cpu_weights_turns_the_packed_copies_off_and_frees_them(tmp_path):
+    """`model.pack_cpu_weights = False` frees the model's packed weight copies at once and runs the plain products
+    (the same audio to float32 rounding); `True` packs again. A runtime setting: copies keep it, saves do not."""
+    import copy
+    import gc
+    import weakref
+
+    import hf_vocos.modeling_vocos as modeling
+
+    if not modeling._onednn_packed_linear_available():
+        pytest.skip("this torch has no oneDNN packed linear")
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=18)
+    features = torch.randn(2, 100, 50, generator=torch.Generator().manual_seed(19))
+    modules = [*model.backbone.convnext, model.head]
+    assert model.pack_cpu_weights is True
+    with torch.no_grad():
+        packed = model(input_features=features).audio
+    copies = [weakref.ref(modeling._PACKED_WEIGHTS[module][1][0]) for module in modules]
+
+    model.pack_cpu_weights = False
+    assert model.pack_cpu_weights is False
+    gc.collect()
+    assert all(module not in modeling._PACKED_WEIGHTS for module in modules)
+    assert all(copy_() is None for copy_ in copies)  # freed, not just forgotten
+    with torch.no_grad():
+        plain = model(input_features=features).audio
+    assert all(module not in modeling._PACKED_WEIGHTS for module in modules)  # and not packed again
+    torch.testing.assert_close(plain, packed, rtol=0, atol=1e-5)
+    with torch.enable_grad():
+        torch.testing.assert_close(plain, model(input_features=features).audio.detach(), rtol=0, atol=1e-5)
+    assert copy.deepcopy(model).pack_cpu_weights is False
+
+    model.save_pretrained(tmp_path)
+    assert VocosModel.from_pretrained(tmp_path).pack_cpu_weights is True
+    model.pack_cpu_weights = True
+    with torch.no_grad():
+        assert torch.equal(model(input_features=features).audio, packed)
+    assert all(module in modeling._PACKED_WEIGHTS for module in modules)
+    for value in ("yes", 1, None):
+        with pytest.raises(TypeError, match=r"`pack_cpu_weights` must be True or False, got"):
+            model.pack_cpu_weights = value
 
 
 @pytest.mark.parametrize("tile_frames", [1, 3, 4, 7, 29, 30, 64])

@@ -121,9 +121,14 @@ def _onednn_packed_linear_available() -> bool:
         return False
 
 
-def _uses_packed_linear(weight: torch.Tensor) -> bool:
-    """Whether CPU inference multiplies by packed copies of `weight` (float32 or bfloat16, where oneDNN offers it)."""
-    return weight.dtype in (torch.float32, torch.bfloat16) and _onednn_packed_linear_available()
+def _uses_packed_linear(module: nn.Module, weight: torch.Tensor) -> bool:
+    """Whether CPU inference multiplies `module`'s `weight` by packed copies: float32 or bfloat16, oneDNN offers it,
+    and the model has not turned packing off (`VocosModel.pack_cpu_weights`)."""
+    return (
+        getattr(module, "_pack_cpu_weights", True)
+        and weight.dtype in (torch.float32, torch.bfloat16)
+        and _onednn_packed_linear_available()
+    )
 
 
 # Packed copies of weights for CPU inference (each block's MLP, the layer scale folded into its second product, and
@@ -249,7 +254,7 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
         batch_size, num_frames, hidden_size = hidden_states.shape
         radius = self.dwconv.padding[0]
         output = hidden_states if reuse_input else torch.empty_like(hidden_states)
-        packed = _uses_packed_linear(self.pwconv1.weight)
+        packed = _uses_packed_linear(self, self.pwconv1.weight)
         if packed:
             first, second, second_bias = _packed_mlp_weights(self)
         tile_frames = max(_MLP_TILE_FRAMES, radius)  # a held-back tile must not reach past the next one's left edge
@@ -555,7 +560,7 @@ class VocosISTFTHead(nn.Module):
         bins = self.out.out_features // 2
         weight, bias = self.out.weight, self.out.bias
         tiled = _tiled_cpu_inference(hidden_states)
-        if tiled and _uses_packed_linear(weight):
+        if tiled and _uses_packed_linear(self, weight):
             # CPU inference: oneDNN's linear on packed copies of the two halves (as the blocks' MLPs).
             halves = _packed_head_weights(self)
             log_magnitude, phase = (
@@ -643,6 +648,27 @@ class VocosModel(VocosPreTrainedModel):
         self.backbone = VocosBackbone(config)
         self.head = VocosISTFTHead(config)
         self.post_init()
+
+    @property
+    def pack_cpu_weights(self) -> bool:
+        """Whether CPU inference multiplies by oneDNN-packed copies of the blocks' MLP weights and the head's
+        projection (default `True`, where oneDNN offers it: faster, but the copies cost the size of those weights
+        once more, 52 MB for the release mel model in float32). Setting `False` frees this model's copies at once and
+        runs the plain products instead (the same audio to float32 rounding); `True` packs again on the next call.
+        A runtime setting: not saved with the model."""
+        return all(getattr(module, "_pack_cpu_weights", True) for module in self._packing_modules())
+
+    @pack_cpu_weights.setter
+    def pack_cpu_weights(self, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"`pack_cpu_weights` must be True or False, got {enabled!r}.")
+        for module in self._packing_modules():
+            module._pack_cpu_weights = enabled
+            if not enabled:
+                _PACKED_WEIGHTS.pop(module, None)
+
+    def _packing_modules(self) -> list[nn.Module]:
+        return [*self.backbone.convnext, self.head]
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
