@@ -406,8 +406,10 @@ class VocosISTFT(nn.Module):
 
     def _inverse_fft(self, spectrum: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Complex one-sided spectrum -> windowed time frames, by the inverse real FFT (into `out` when given)."""
-        frames = torch.fft.irfft(spectrum, n=self.n_fft, dim=-1, out=out)
-        return frames.mul_(self._float_window())
+        # (Not irfft's own `out=`: it transforms into a temporary and copies that over, one more pass than the
+        # window's product writing into `out`.)
+        frames = torch.fft.irfft(spectrum, n=self.n_fft, dim=-1)
+        return frames.mul_(self._float_window()) if out is None else torch.mul(frames, self._float_window(), out=out)
 
     def _frames_of_spectrum(self, spectrum: torch.Tensor, out: torch.Tensor) -> None:
         """`frames` into `out` for a spectrum given as one complex tensor (CPU inference's per-call workspace): the
@@ -551,10 +553,10 @@ class VocosISTFTHead(nn.Module):
         return self._spectrum(hidden_states)
 
     def _spectrum(
-        self, hidden_states: torch.Tensor, out: torch.Tensor | None = None
+        self, hidden_states: torch.Tensor, out: torch.Tensor | None = None, workspace: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`spectrum`; in CPU inference only, `out` (complex64, (batch, frames, bins)) takes it, and the parts
-        returned are its real and imaginary views."""
+        """`spectrum`; in CPU inference only, `out` (complex64, (batch, frames, bins)) takes it, with `workspace`
+        (float32, the same shape) for a temporary, and the parts returned are its real and imaginary views."""
         # The projection's two halves as two products on row slices of the same weight: each half comes out
         # contiguous, so exp/cos/sin run vectorised instead of on a strided half of one output.
         bins = self.out.out_features // 2
@@ -574,9 +576,12 @@ class VocosISTFTHead(nn.Module):
             # Inference: the same values computed in place (fewer temporaries; these are fresh tensors).
             magnitude = log_magnitude.exp_().clamp_(max=self.max_magnitude)
             if out is not None:  # (only CPU inference passes it)
+                # The products made contiguous and then interleaved into `out` by one pass: writing them straight
+                # into its strided real and imaginary halves took about 0.3 ms more per 1024-frame tile.
+                real = torch.cos(phase, out=workspace).mul_(magnitude)
+                torch.complex(real, phase.sin_().mul_(magnitude), out=out)
                 parts = torch.view_as_real(out)
-                real = torch.mul(torch.cos(phase), magnitude, out=parts[..., 0])
-                return real, torch.mul(phase.sin_(), magnitude, out=parts[..., 1])
+                return parts[..., 0], parts[..., 1]
             real = torch.cos(phase)
             return real.mul_(magnitude), phase.sin_().mul_(magnitude)
         magnitude = torch.exp(log_magnitude).clip(max=self.max_magnitude)
@@ -794,18 +799,18 @@ class VocosModel(VocosPreTrainedModel):
 
     def _tile_frame_maker(self, hidden_states: torch.Tensor):
         """CPU inference: `make_frames(start, stop, out)` writing the head's windowed frames for hidden states
-        [start, stop) (at most one tile) into `out`. The tiles share one complex spectrum buffer, so a tile's
-        temporaries are just the projection's outputs: the megabytes a tile would otherwise allocate and free
-        could make glibc hand memory back and page it in again on every tile (docs/benchmarks.md, "Page faults")."""
+        [start, stop) (at most one tile) into `out`. The tiles share one complex spectrum buffer and one float32
+        workspace, so a tile's temporaries are just the projection's outputs and the inverse FFT's: the megabytes a
+        tile would otherwise allocate and free could make glibc hand memory back and page it in again on every tile
+        (docs/benchmarks.md, "Page faults")."""
         batch_size, num_frames, _ = hidden_states.shape
-        bins = self.head.istft.n_fft // 2 + 1
-        spectrum = hidden_states.new_empty(
-            batch_size, min(num_frames, _MLP_TILE_FRAMES), bins, dtype=torch.complex64
-        )
+        shape = (batch_size, min(num_frames, _MLP_TILE_FRAMES), self.head.istft.n_fft // 2 + 1)
+        spectrum = hidden_states.new_empty(shape, dtype=torch.complex64)
+        workspace = hidden_states.new_empty(shape, dtype=torch.float32)
 
         def make_frames(start: int, stop: int, out: torch.Tensor) -> None:
             tile = spectrum[:, : stop - start]
-            self.head._spectrum(hidden_states[:, start:stop], out=tile)
+            self.head._spectrum(hidden_states[:, start:stop], out=tile, workspace=workspace[:, : stop - start])
             self.head.istft._frames_of_spectrum(tile, out)
 
         return make_frames
