@@ -608,22 +608,17 @@ def memory_probe(mode: str, minutes: int) -> None:
 
 def onnx_section(args, lines: list) -> None:
     try:
-        import onnxruntime
-
         from hf_vocos.onnx_export import VocosOnnxModel, export_onnx
     except ImportError:
         lines.append("| onnx | not installed | | | |")
         return
-    # onnxruntime's worker threads spin for a while after each run (its default). Interleaved with torch in one
-    # process they hold the second core while torch's OpenMP worker needs it, which made our eager times up to twice
-    # as long; sleeping at once, they leave it free (and onnxruntime's own times did not get worse).
-    options = onnxruntime.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     for variant in args.models:
         original, ours = build_pair(variant)
         with tempfile.TemporaryDirectory() as folder:
             export_onnx(ours, folder)
-            onnx_model = VocosOnnxModel.from_pretrained(folder, session_options=options)
+            # (Its default session keeps onnxruntime's workers from spinning between runs, which, interleaved with
+            # torch in this process, slowed the original and our eager model 2-4x in earlier versions of this table.)
+            onnx_model = VocosOnnxModel.from_pretrained(folder)
             for seconds in [d for d in args.durations if d <= 10]:
                 inputs = make_inputs(ours, seconds, 1)
                 with torch.inference_mode():

@@ -71,6 +71,22 @@ def test_onnx_runner_checks_inputs_like_the_model(exported):
         onnx_model()
 
 
+def test_onnx_runner_session_does_not_spin_unless_told(exported, tmp_path):
+    """onnxruntime's workers spin after each run by default, taking a core from torch's threads in the same process;
+    the runner's own session turns that off, and session options the caller passes are used as given."""
+    import onnxruntime
+
+    model, onnx_model = exported
+    entry = "session.intra_op.allow_spinning"
+    assert onnx_model.session.get_session_options().get_session_config_entry(entry) == "0"
+    export_onnx(model, tmp_path)
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry(entry, "1")
+    options.intra_op_num_threads = 1
+    chosen = VocosOnnxModel.from_pretrained(tmp_path, session_options=options).session.get_session_options()
+    assert chosen.get_session_config_entry(entry) == "1" and chosen.intra_op_num_threads == 1
+
+
 def test_export_refuses_bfloat16(tmp_path):
     model = VocosModel(VocosConfig(**SMALL_MEL)).to(torch.bfloat16)
     with pytest.raises(ValueError, match="float32"):

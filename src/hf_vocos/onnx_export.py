@@ -107,13 +107,21 @@ def export_onnx(model, save_directory: str | os.PathLike, opset_version: int = 1
 
 class VocosOnnxModel:
     """A `VocosModel` exported with `export_onnx`, run by onnxruntime: same arguments, same `VocosOutput`, same
-    input checks (they raise before anything reaches onnxruntime)."""
+    input checks (they raise before anything reaches onnxruntime).
+
+    Without `session_options`, onnxruntime's worker threads sleep as soon as a run ends instead of spinning for a
+    while (onnxruntime's default): this class always shares its process with torch (its tensors, the feature
+    extractor), and spinning workers took a core from torch's threads, making torch work up to twice as slow
+    (docs/benchmarks.md, "ONNX"), while onnxruntime's own times stayed the same. Pass `session_options` to choose."""
 
     def __init__(self, onnx_path: str | os.PathLike, config: VocosConfig, providers: list[str] | None = None, session_options=None):
         try:
             import onnxruntime
         except ImportError as error:
             raise ImportError("VocosOnnxModel needs the [onnx] extra: pip install 'hf_vocos[onnx]'") from error
+        if session_options is None:
+            session_options = onnxruntime.SessionOptions()
+            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.config = config
         self.session = onnxruntime.InferenceSession(
             str(onnx_path), sess_options=session_options, providers=providers or ["CPUExecutionProvider"]
