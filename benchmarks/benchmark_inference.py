@@ -100,7 +100,7 @@ def matmul_workload(model: VocosModel, frames: int):
     flops += len(model.backbone.convnext) * 4 * frames * config.hidden_size * config.intermediate_size
     flops += 2 * frames * config.hidden_size * (config.n_fft + 2)
 
-    from hf_vocos.modeling_vocos import _packed_head_weights, _packed_mlp_weights, _uses_packed_linear
+    from hf_vocos.modeling_vocos import _packed_mlp_weights, _uses_packed_linear
 
     residual = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
     blocks = []
@@ -129,19 +129,8 @@ def matmul_workload(model: VocosModel, frames: int):
                 )
             )
 
-    bins, head_bias = config.n_fft // 2 + 1, model.head.out.bias
-    if _uses_packed_linear(model.head, model.head.out.weight):
-        halves = _packed_head_weights(model.head)
-        head_products = [
-            lambda inputs, half=half, bias=bias: torch.ops.mkldnn._linear_pointwise(inputs, half, bias, "none", [], "")
-            for half, bias in zip(halves, (head_bias[:bins], head_bias[bins:]))
-        ]
-    else:
-        weight = model.head.out.weight
-        head_products = [
-            lambda inputs, half=half, bias=bias: torch.nn.functional.linear(inputs, half, bias)
-            for half, bias in ((weight[:bins], head_bias[:bins]), (weight[bins:], head_bias[bins:]))
-        ]
+    # The head's projection as CPU inference runs it (its two halves, packed where available).
+    head_packed = _uses_packed_linear(model.head, model.head.out.weight)
 
     def run():
         embed_in @ embed_weight
@@ -150,8 +139,7 @@ def matmul_workload(model: VocosModel, frames: int):
                 first_product(hidden[start:end])
                 second_product(inner[start:end], start, end)
         for start, end in tiles:
-            for product in head_products:
-                product(hidden[start:end])
+            model.head._projection_halves(hidden[start:end], head_packed)
 
     return run, flops
 

@@ -53,10 +53,15 @@ class VocosAdaptiveLayerNorm(nn.Module):
         self.scale = nn.Embedding(num_embeddings, hidden_size)
         self.shift = nn.Embedding(num_embeddings, hidden_size)
 
+    def affine(self, bandwidth_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer norm's weight and bias for `bandwidth_id` ((1,), one bandwidth for the whole call): its scale and
+        shift rows."""
+        return self.scale(bandwidth_id)[0], self.shift(bandwidth_id)[0]
+
     def forward(self, hidden_states: torch.Tensor, bandwidth_id: torch.Tensor) -> torch.Tensor:
-        # hidden_states: (batch, frames, hidden); bandwidth_id: (1,), one bandwidth for the whole call. Its scale and
-        # shift rows are then exactly a layer norm's affine weight and bias: one fused kernel instead of three passes.
-        scale, shift = self.scale(bandwidth_id)[0], self.shift(bandwidth_id)[0]
+        # hidden_states: (batch, frames, hidden). With one bandwidth per call, its scale and shift rows are exactly a
+        # layer norm's affine weight and bias: one fused kernel instead of three passes.
+        scale, shift = self.affine(bandwidth_id)
         return nn.functional.layer_norm(hidden_states, (self.hidden_size,), weight=scale, bias=shift, eps=self.eps)
 
 
@@ -76,7 +81,7 @@ def _row_norm(norm: nn.Module, bandwidth_id: torch.Tensor | None):
     """`norm` as a function of rows, its parameters looked up once: tiled inference applies it to every tile, and
     the adaptive norm would otherwise look its bandwidth's rows up again on each (the same layer norm either way)."""
     if isinstance(norm, VocosAdaptiveLayerNorm):
-        shape, weight, bias = (norm.hidden_size,), norm.scale(bandwidth_id)[0], norm.shift(bandwidth_id)[0]
+        shape, (weight, bias) = (norm.hidden_size,), norm.affine(bandwidth_id)
     else:
         shape, weight, bias = norm.normalized_shape, norm.weight, norm.bias
     return functools.partial(nn.functional.layer_norm, normalized_shape=shape, weight=weight, bias=bias, eps=norm.eps)
@@ -423,8 +428,8 @@ class VocosISTFT(nn.Module):
         return frames.mul_(self._float_window()) if out is None else torch.mul(frames, self._float_window(), out=out)
 
     def _frames_of_spectrum(self, spectrum: torch.Tensor, out: torch.Tensor) -> None:
-        """`frames` into `out` for a spectrum given as one complex tensor (CPU inference's per-call workspace): the
-        inverse FFT reads it as is and writes straight into `out`, with no complex tensor or frames made per tile."""
+        """`frames` into `out` for a spectrum given as one complex tensor (CPU inference's per-call buffer): the
+        inverse FFT reads it as is (no complex tensor made per tile), and the window's product writes into `out`."""
         if self.dft_basis is None:
             self._inverse_fft(spectrum, out)
         else:
@@ -568,21 +573,9 @@ class VocosISTFTHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`spectrum`; in CPU inference only, `out` (complex64, (batch, frames, bins)) takes it, with `workspace`
         (float32, the same shape) for a temporary, and the parts returned are its real and imaginary views."""
-        # The projection's two halves as two products on row slices of the same weight: each half comes out
-        # contiguous, so exp/cos/sin run vectorised instead of on a strided half of one output.
-        bins = self.out.out_features // 2
-        weight, bias = self.out.weight, self.out.bias
         tiled = _tiled_cpu_inference(hidden_states)
-        if tiled and _uses_packed_linear(self, weight):
-            # CPU inference: oneDNN's linear on packed copies of the two halves (as the blocks' MLPs).
-            halves = _packed_head_weights(self)
-            log_magnitude, phase = (
-                torch.ops.mkldnn._linear_pointwise(hidden_states, half, part, "none", [], "").float()
-                for half, part in zip(halves, (bias[:bins], bias[bins:]))
-            )
-        else:
-            log_magnitude = nn.functional.linear(hidden_states, weight[:bins], bias[:bins]).float()
-            phase = nn.functional.linear(hidden_states, weight[bins:], bias[bins:]).float()
+        packed = tiled and _uses_packed_linear(self, self.out.weight)
+        log_magnitude, phase = (half.float() for half in self._projection_halves(hidden_states, packed))
         if tiled:
             # Inference: the same values computed in place (fewer temporaries; these are fresh tensors).
             magnitude = log_magnitude.exp_().clamp_(max=self.max_magnitude)
@@ -597,6 +590,23 @@ class VocosISTFTHead(nn.Module):
             return real.mul_(magnitude), phase.sin_().mul_(magnitude)
         magnitude = torch.exp(log_magnitude).clip(max=self.max_magnitude)
         return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
+
+    def _projection_halves(self, hidden_states: torch.Tensor, packed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projection's log-magnitude and phase halves, in the model's dtype: two products on row slices of the
+        same weight, so each half comes out contiguous and exp/cos/sin run vectorised instead of on a strided half of
+        one output. `packed` (CPU inference): on oneDNN's linear with packed copies of the halves, as the blocks'
+        MLPs."""
+        bins = self.out.out_features // 2
+        weight, bias = self.out.weight, self.out.bias
+        if packed:
+            return tuple(
+                torch.ops.mkldnn._linear_pointwise(hidden_states, half, part, "none", [], "")
+                for half, part in zip(_packed_head_weights(self), (bias[:bins], bias[bins:]))
+            )
+        return (
+            nn.functional.linear(hidden_states, weight[:bins], bias[:bins]),
+            nn.functional.linear(hidden_states, weight[bins:], bias[bins:]),
+        )
 
     def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """hidden_states: (batch, frames, hidden). Returns float32 audio (batch, samples)."""
