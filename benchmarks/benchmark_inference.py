@@ -16,6 +16,7 @@ throughput allows.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -40,7 +42,7 @@ from hf_vocos.feature_extraction_vocos import usable_device  # noqa: E402
 
 BANDWIDTH = 6.0
 SECTIONS = [
-    "speed", "targets", "page-faults", "ceiling", "features", "feature-stages", "feature-alternatives", "feature-interference",
+    "speed", "targets", "page-faults", "ceiling", "op-times", "packing", "features", "feature-stages", "feature-alternatives", "feature-interference",
     "streaming", "memory", "onnx", "accelerator",
 ]
 
@@ -340,6 +342,103 @@ def ceiling_section(args, lines: list) -> None:
                 f"{times['model'] * 1000:.0f} ms | {times['matmuls'] / times['model']:.0%} |"
             )
             print(lines[-1], flush=True)
+
+
+class OpTimer(TorchDispatchMode):
+    """Wall time per torch operator, each call timed around itself: exact for CPU ops, which run synchronously
+    (torch.profiler's bookkeeping inflated the small ones several-fold). A composite op (conv2d, layer_norm) counts
+    as one; its Python dispatch cost falls outside the timings."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = collections.defaultdict(float)
+        self.calls = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        start = time.perf_counter()
+        result = func(*args, **(kwargs or {}))
+        label = op_label(func, args)
+        self.seconds[label] += time.perf_counter() - start
+        self.calls[label] += 1
+        return result
+
+
+def op_label(func, args) -> str:
+    """The operator's name, the model's own kernels told apart: depthwise convolutions (groups > 1) from the input
+    convolution, oneDNN's linear with its fused GELU or residual add from the plain one."""
+    name = str(func.overloadpacket).removeprefix("aten.")
+    if name == "conv2d":
+        return "conv2d, depthwise" if len(args) > 6 and args[6] > 1 else "conv2d"
+    if name == "mkldnn._linear_pointwise":
+        epilogue = "residual add" if func._overloadname == "binary" else args[3]
+        return "linear (oneDNN)" + ("" if epilogue == "none" else f" + {epilogue}")
+    return name
+
+
+def op_times_section(args, lines: list) -> None:
+    """Where a forward's time goes, operator by operator (the longest `--durations`, batch 1), with the original model
+    loaded beside ours as in the `targets` probe: the 12 costliest operators, and the forward's time with and
+    without the timing."""
+    seconds = max(args.durations)
+    for variant in args.models:
+        original, ours = build_pair(variant)
+        for dtype in (torch.float32, torch.bfloat16):
+            model = copy_of(ours, dtype)
+            inputs = make_inputs(model, seconds, 1)
+            with torch.inference_mode():
+                for _ in range(2):
+                    model(**inputs)
+                plain = statistics.median(_timed(lambda: model(**inputs)) for _ in range(args.repeats))
+                timer = OpTimer()
+                with timer:
+                    timed = statistics.median(_timed(lambda: model(**inputs)) for _ in range(args.repeats))
+            name = f"{variant} | {seconds:g} s | {str(dtype).replace('torch.', '')}"
+            lines.append(f"| {name} | whole forward (untimed / timed) | {plain * 1000:.1f} / {timed * 1000:.1f} ms | 1 |")
+            print(lines[-1], flush=True)
+            for label, total in sorted(timer.seconds.items(), key=lambda item: -item[1])[:12]:
+                lines.append(
+                    f"| {name} | {label} | {total / args.repeats * 1000:.2f} ms | {timer.calls[label] // args.repeats} |"
+                )
+                print(lines[-1], flush=True)
+        del original
+
+
+def packing_section(args, lines: list) -> None:
+    """`model.pack_cpu_weights` on and off: forward time (the longest `--durations`, batch 1, a packed and a plain
+    model interleaved in one process) and the peak resident memory of fresh processes doing two such forwards."""
+    seconds = max(args.durations)
+    for variant in args.models:
+        _, ours = build_pair(variant)
+        for dtype in (torch.float32, torch.bfloat16):
+            packed, plain = copy_of(ours, dtype), copy_of(ours, dtype)
+            plain.pack_cpu_weights = False
+            inputs = make_inputs(ours, seconds, 1)
+            with torch.inference_mode():
+                times = interleaved({"packed": lambda: packed(**inputs), "plain": lambda: plain(**inputs)}, args.repeats)
+            dtype_name = str(dtype).replace("torch.", "")
+            peaks = {
+                flag: run_probe(["--packing-probe", variant, dtype_name, flag, "--seconds", str(seconds)])["peak_mb"]
+                for flag in ("on", "off")
+            }
+            lines.append(
+                f"| {variant} | {seconds:g} s | {dtype_name} | {times['packed'] * 1000:.0f} ms | {times['plain'] * 1000:.0f} ms | "
+                f"{times['plain'] / times['packed']:.2f}x | {peaks['on']:.0f} MB | {peaks['off']:.0f} MB |"
+            )
+            print(lines[-1], flush=True)
+
+
+def packing_probe(variant: str, dtype: str, flag: str, seconds: float) -> None:
+    """Peak resident memory (VmHWM) of this fresh process after building one model (random weights, release size),
+    with packing `flag` (on/off), and two forwards of `seconds` of audio; as JSON."""
+    torch.manual_seed(0)
+    model = VocosModel(VocosConfig() if variant == "mel" else VocosConfig(**RELEASE_ENCODEC)).eval()
+    model = model.to(getattr(torch, dtype))
+    model.pack_cpu_weights = flag == "on"
+    inputs = make_inputs(model, seconds, 1)
+    with torch.inference_mode():
+        for _ in range(2):
+            model(**inputs)
+    print(json.dumps({"peak_mb": _status_mb("VmHWM")}))
 
 
 def feature_section(args, lines: list) -> None:
@@ -715,6 +814,7 @@ def main() -> None:
     parser.add_argument("--feature-probe", choices=["librosa", "ours", "mixed"], help=argparse.SUPPRESS)
     parser.add_argument("--target-probe", choices=["mel", "encodec"], help=argparse.SUPPRESS)
     parser.add_argument("--fault-probe", nargs=2, metavar=("MODEL", "WHICH"), help=argparse.SUPPRESS)
+    parser.add_argument("--packing-probe", nargs=3, metavar=("MODEL", "DTYPE", "ON_OFF"), help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=5, help="fresh processes per model (per implementation) in the `targets` (`page-faults`) section")
     parser.add_argument("--seconds", type=float, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
@@ -736,6 +836,12 @@ def main() -> None:
         return
     if args.target_probe:
         target_probe(args.target_probe, args.repeats, args.seconds)
+        return
+    if args.packing_probe:
+        variant, dtype, flag = args.packing_probe
+        if variant not in ("mel", "encodec") or dtype not in ("float32", "bfloat16") or flag not in ("on", "off"):
+            parser.error(f"--packing-probe {variant!r} {dtype!r} {flag!r}: expected mel|encodec float32|bfloat16 on|off")
+        packing_probe(variant, dtype, flag, args.seconds)
         return
     if args.fault_probe:
         variant, which = args.fault_probe
@@ -761,6 +867,8 @@ def main() -> None:
     sections = [
         ("targets", target_section, "| model (60 s, batch 1) | processes | original fp32 | ours fp32 | ours bf16 | fp32 ratio | bf16 ratio | bf16 SNR (worst) |", "|---|---|---|---|---|---|---|---|"),
         ("page-faults", fault_section, "| model (60 s, batch 1) | implementation | page faults per forward, median (range) | paged in | time per forward |", "|---|---|---|---|---|"),
+        ("op-times", op_times_section, "| model | audio | dtype | operator | ms per forward | calls per forward |", "|---|---|---|---|---|---|"),
+        ("packing", packing_section, "| model | audio | dtype | packed | plain | plain / packed | peak RSS, packed | peak RSS, plain |", "|---|---|---|---|---|---|---|---|"),
         ("ceiling", ceiling_section, "| model | dtype | FLOPs (60 s) | sustained matmul throughput | matmuls alone (ceiling) | whole model | of ceiling |", "|---|---|---|---|---|---|---|"),
         ("features", feature_section, "| feature extraction | librosa median (best) | ours median (best) | ratio median (best) |", "|---|---|---|---|"),
         ("feature-stages", feature_stage_section, "| stage (10 s, 24 kHz, 1 clip) | median | best |", "|---|---|---|"),

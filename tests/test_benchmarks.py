@@ -51,6 +51,27 @@ def test_accelerator_section_runs_on_the_cpu(tmp_path):
     assert "SNR" not in rows[0] and all("dB vs fp32" in row for row in rows[1:])
 
 
+def test_op_times_and_packing_sections_run(tmp_path):
+    """The per-operator breakdown (the model's own kernels told apart) and the packed-weights table, on 0.5 s."""
+    if importlib.util.find_spec("vocos") is None:
+        pytest.skip("the original vocos package is not installed")
+    table = tmp_path / "table.md"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sections", "op-times", "packing", "--models", "encodec", "--durations", "0.5",
+         "--repeats", "1", "--markdown", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split(" | ") for line in table.read_text().splitlines() if line.startswith("| encodec | 0.5 s |")]
+    operators = {row[3] for row in rows if len(row) == 6}
+    assert {"whole forward (untimed / timed)", "conv2d, depthwise", "linear (oneDNN) + residual add"} <= operators
+    packing = [row for row in rows if len(row) == 8]
+    assert [row[2] for row in packing] == ["float32", "bfloat16"]
+    assert all(row[6].endswith(" MB") and row[7].endswith(" MB |") for row in packing)
+
+
 def test_target_probe_reports_the_three_timings_and_the_snr():
     """The `targets` section's per-process probe (run here on 1 s instead of 60 s): the original's, our float32 and
     our bfloat16 time, and the bfloat16 output's SNR, which must hold the 30 dB bound."""
@@ -93,6 +114,7 @@ def test_fault_probe_reports_faults_and_time(which):
         (["--gpu-batch-sizes", "0"], "--gpu-batch-sizes must be at least 1"),
         (["--device", "gpu!"], "--device 'gpu!': not a torch device"),
         (["--fault-probe", "mel", "ours fp16"], "--fault-probe 'mel' 'ours fp16': expected"),
+        (["--packing-probe", "mel", "float16", "on"], "--packing-probe 'mel' 'float16' 'on': expected"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_run(args, message):
