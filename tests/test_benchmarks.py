@@ -72,6 +72,26 @@ def test_op_times_and_packing_sections_run(tmp_path):
     assert all(row[6].endswith(" MB") and row[7].endswith(" MB |") for row in packing)
 
 
+def test_streaming_section_compares_pushes_with_the_originals_windowed_decode(tmp_path):
+    """Per-push time of the streaming decoder against the original decoding each chunk with its context, per chunk."""
+    if importlib.util.find_spec("vocos") is None:
+        pytest.skip("the original vocos package is not installed")
+    table = tmp_path / "table.md"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sections", "streaming", "--repeats", "1", "--markdown", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split(" | ") for line in table.read_text().splitlines() if " frames (" in line]
+    assert [row[0].split()[1] for row in rows] == ["16", "64", "256", "1024"]
+    for row in rows:
+        original, ours, ratio = (float(cell.rstrip("msx ")) for cell in row[1:4])
+        assert ratio == pytest.approx(original / ours, rel=0.06)  # (each printed to one decimal)
+        assert row[5] == f"{(27 + int(row[0].split()[1])) * 1000 / 93.75:.0f} ms |"
+
+
 def test_target_probe_reports_the_three_timings_and_the_snr():
     """The `targets` section's per-process probe (run here on 1 s instead of 60 s): the original's, our float32 and
     our bfloat16 time, and the bfloat16 output's SNR, which must hold the 30 dB bound."""

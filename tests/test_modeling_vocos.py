@@ -479,6 +479,30 @@ def test_tiled_block_equals_the_plain_path_across_tile_edges(monkeypatch, tile_f
             assert reused.data_ptr() == overwritten.data_ptr()  # written over the input it was given
 
 
+@pytest.mark.parametrize("variant", ["mel", "encodec"])
+def test_backbone_is_its_stages_in_order(variant):
+    """`forward_stage` (what the streaming decoder runs on new frames) composes to the backbone's forward, its
+    radii add up to the receptive field, a stage leaves a caller's tensor alone, and a bad index is refused."""
+    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
+    model = randomize_(VocosModel(config), seed=22)
+    backbone = model.backbone
+    assert backbone.stage_radii == [3] + [config.kernel_size // 2] * config.num_hidden_layers + [0]
+    assert sum(backbone.stage_radii) == backbone.receptive_radius
+    features = torch.randn(2, config.input_channels, 37, generator=torch.Generator().manual_seed(23))
+    bandwidth_id = model.bandwidth_id(6.0) if config.use_adaptive_norm else None
+    with torch.no_grad():
+        hidden = features.transpose(1, 2)
+        for index in range(len(backbone.stage_radii)):
+            given = hidden.clone()
+            output = backbone.forward_stage(index, hidden, bandwidth_id)
+            assert torch.equal(hidden, given)
+            hidden = output
+        assert torch.equal(hidden, backbone(features, None, bandwidth_id))
+    for index in (-1, len(backbone.stage_radii)):
+        with pytest.raises(ValueError, match=rf"`index` must be a stage from 0 to {config.num_hidden_layers + 1}, got {index}"):
+            backbone.forward_stage(index, hidden)
+
+
 def test_torch_compile_equals_eager():
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=14)
     compiled = torch.compile(model)

@@ -73,6 +73,21 @@ def test_audio_comes_out_after_the_receptive_field():
         assert decoder.push(torch.randn(1, 100, 40)).shape[-1] > 0
 
 
+def test_more_context_frames_only_delays_the_audio(case):
+    model, inputs, kwargs, full = case
+    (tensor,) = inputs.values()
+    radius = model.backbone.receptive_radius
+    decoder = VocosStreamingDecoder(model, context_frames=radius + 10, **kwargs)
+    hop = model.config.hop_length
+    with torch.no_grad():
+        assert decoder.push(tensor[..., : radius + 10]).shape[-1] == 0
+        first = decoder.push(tensor[..., radius + 10 : radius + 30])  # frames 0..19 become final
+        rest = decoder.push(tensor[..., radius + 30 :])
+        pieces = [first, rest, decoder.flush()]
+    assert first.shape[-1] == 20 * hop - model.head.istft.trim
+    torch.testing.assert_close(torch.cat(pieces, dim=-1), full.audio, rtol=0, atol=1e-5)
+
+
 def test_ragged_batch_decodes_each_item_as_alone():
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=5)
     lengths = [50, 13, 31]
@@ -86,14 +101,58 @@ def test_ragged_batch_decodes_each_item_as_alone():
 
 
 def test_memory_does_not_grow_with_the_stream():
-    """The decoder keeps only context and undecoded frames, and the overlap-add tail, whatever the length."""
+    """The decoder keeps only each stage's context and the overlap-add tail, whatever the length."""
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
     decoder = VocosStreamingDecoder(model)
+    radii = model.backbone.stage_radii
     with torch.no_grad():
         for _ in range(50):
             decoder.push(torch.randn(1, 100, 64))
-            assert decoder._features.shape[-1] <= 64 + 2 * decoder.context_frames
+            assert [kept.shape[1] for kept in decoder._inputs] == [2 * radius for radius in radii]
+            assert decoder._hidden.shape[1] == 0  # default latency: every final hidden state is decoded at once
             assert decoder._signal.shape[-1] == 1024 - 256
+
+
+@pytest.mark.parametrize("variant", ["mel-center", "encodec-same"])
+def test_each_frame_goes_through_the_network_once(variant, monkeypatch):
+    """A push runs each backbone stage on its new frames plus that stage's own context (2 x kernel_size // 2), not
+    on the new frames plus the whole receptive field; the head sees each frame once."""
+    model = randomize_(VocosModel(VocosConfig(**VARIANTS[variant])), seed=8)
+    kwargs = {"bandwidth": 6.0} if model.config.is_codes_model else {}
+    radii = model.backbone.stage_radii
+    stage_calls, head_frames = [], []
+    forward_stage, hidden_to_frames = model.backbone.forward_stage, model.hidden_to_frames
+
+    def counted_stage(index, hidden_states, *args, **kw):
+        stage_calls.append((index, hidden_states.shape[1]))
+        return forward_stage(index, hidden_states, *args, **kw)
+
+    def counted_head(hidden_states, *args, **kw):
+        head_frames.append(hidden_states.shape[1])
+        return hidden_to_frames(hidden_states, *args, **kw)
+
+    if model.config.is_codes_model:
+        tensor = torch.randint(0, 1024, (8, 1, 120), generator=torch.Generator().manual_seed(9))
+        inputs = {"codes": tensor}
+    else:
+        tensor = torch.randn(1, 100, 120, generator=torch.Generator().manual_seed(9))
+        inputs = {"input_features": tensor}
+    with torch.no_grad():
+        full = model(**inputs, **kwargs).audio
+        monkeypatch.setattr(model.backbone, "forward_stage", counted_stage)
+        monkeypatch.setattr(model, "hidden_to_frames", counted_head)
+        decoder = VocosStreamingDecoder(model, **kwargs)
+        streamed = [decoder.push(tensor[..., start : start + 5]) for start in range(0, 120, 5)]
+        pushed_calls = list(stage_calls)
+        streamed.append(decoder.flush())
+    torch.testing.assert_close(torch.cat(streamed, dim=-1), full, rtol=0, atol=1e-5)
+    assert sum(head_frames) == 120
+    assert {index for index, _ in pushed_calls} == set(range(len(radii)))
+    # While pushing, a stage's window is the 5 new frames and its own context; at the end it also takes the frames
+    # each stage before it held back for their right context.
+    assert all(frames <= 5 + 2 * radii[index] for index, frames in pushed_calls)
+    for index, radius in enumerate(radii):
+        assert sum(frames for i, frames in stage_calls if i == index) <= 120 + 24 * 2 * radius
 
 
 @pytest.mark.parametrize(

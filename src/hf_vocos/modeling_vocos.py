@@ -323,15 +323,41 @@ class VocosBackbone(nn.Module):
         """features: (batch, channels, frames); frame_mask: (batch, frames, 1) or None. Returns (batch, frames,
         hidden)."""
         hidden_states = features.transpose(1, 2)  # (batch, channels, frames) -> (batch, frames, channels)
-        if frame_mask is not None:
-            hidden_states = hidden_states * frame_mask
-        hidden_states = _conv_time_major(hidden_states.contiguous(), self.embed)
-        tiled = _tiled_cpu_inference(hidden_states)
-        hidden_states = _norm_rows(self.norm, hidden_states, bandwidth_id, in_place=tiled)
-        for block in self.convnext:
-            # The blocks may overwrite the tensors made here in CPU inference (the first is the convolution's output).
-            hidden_states = block(hidden_states, frame_mask, bandwidth_id, reuse_input=True)
-        return _norm_rows(self.final_layer_norm, hidden_states, None, in_place=tiled)
+        for index in range(len(self.stage_radii)):
+            # Past the first stage the input is a tensor made here, which CPU inference may overwrite.
+            hidden_states = self.forward_stage(index, hidden_states, bandwidth_id, frame_mask, own_input=index > 0)
+        return hidden_states
+
+    @property
+    def stage_radii(self) -> list[int]:
+        """Frames of context each stage of `forward_stage` reads on each side of a frame: the input convolution
+        (with the norm after it), each block, then the final norm (0). They add up to `receptive_radius`."""
+        return [self.embed.padding[0]] + [block.dwconv.padding[0] for block in self.convnext] + [0]
+
+    def forward_stage(
+        self,
+        index: int,
+        hidden_states: torch.Tensor,
+        bandwidth_id: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        own_input: bool = False,
+    ) -> torch.Tensor:
+        """Stage `index` of `forward` on time-major frames (batch, frames, channels), zero-padded at their edges as
+        `forward` pads the sequence's: 0 is the input convolution and norm (input_channels -> hidden), 1 to
+        `num_hidden_layers` the blocks, the last the final norm. `forward` is these stages in order; the streaming
+        decoder runs each on the new frames only. `own_input=True` lets CPU inference write over `hidden_states`."""
+        if not 0 <= index < len(self.stage_radii):
+            raise ValueError(f"`index` must be a stage from 0 to {len(self.stage_radii) - 1}, got {index}.")
+        if index == 0:
+            if frame_mask is not None:
+                hidden_states = hidden_states * frame_mask
+            hidden_states = _conv_time_major(hidden_states.contiguous(), self.embed)
+            # (the convolution's output is a fresh tensor: its norm may go in place)
+            return _norm_rows(self.norm, hidden_states, bandwidth_id, in_place=_tiled_cpu_inference(hidden_states))
+        if index <= len(self.convnext):
+            return self.convnext[index - 1](hidden_states, frame_mask, bandwidth_id, reuse_input=own_input)
+        in_place = own_input and _tiled_cpu_inference(hidden_states)
+        return _norm_rows(self.final_layer_norm, hidden_states, None, in_place=in_place)
 
 
 def _norm_rows(
@@ -803,7 +829,12 @@ class VocosModel(VocosPreTrainedModel):
         """Backbone and head up to the inverse STFT's overlap-add: features (batch, channels, frames) -> windowed
         time frames (batch, frames, n_fft) in float32, zero on masked frames. `forward` overlap-adds them; the
         streaming decoder does so chunk by chunk."""
-        hidden_states = self.backbone(features, frame_mask, bandwidth_id)
+        return self.hidden_to_frames(self.backbone(features, frame_mask, bandwidth_id), frame_mask)
+
+    def hidden_to_frames(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The head up to the inverse STFT's overlap-add: the backbone's output (batch, frames, hidden) -> windowed
+        time frames (batch, frames, n_fft) in float32, zero on masked frames. Frame-wise: any run of frames gives
+        those frames' values."""
         if _tiled_cpu_inference(hidden_states):
             # The projection, the spectrum and the inverse FFT are frame-wise: over tiles of frames their temporaries
             # stay in cache and are reused, instead of six whole-sequence buffers paged in afresh on every call.
@@ -860,17 +891,17 @@ class VocosModel(VocosPreTrainedModel):
     ) -> VocosOutput | tuple[torch.Tensor, torch.Tensor]:
         r"""
         Decode long inputs `chunk_size` frames at a time, with the same output as `forward` (to float32 rounding)
-        and working memory that does not grow with the input: each chunk is decoded with `context_frames` of
-        context on each side (at least the backbone's receptive field, which makes it exact) and overlap-added
-        across chunk edges exactly. Takes the same inputs as `forward`; items of a ragged batch (`attention_mask`)
-        are decoded one by one.
+        and working memory that does not grow with the input: the chunks go through [`VocosStreamingDecoder`],
+        which runs each backbone stage on a chunk's frames plus the few frames of context that stage reads, and
+        overlap-adds across chunk edges exactly. Takes the same inputs as `forward`; items of a ragged batch
+        (`attention_mask`) are decoded one by one.
 
         Args:
             chunk_size (`int`, *optional*, defaults to 512):
                 Frames decoded per step (any size from 1).
             context_frames (`int`, *optional*):
-                Frames of context on each side of a chunk; defaults to, and must be at least,
-                `model.backbone.receptive_radius`.
+                The streaming decoder's latency in frames; defaults to, and must be at least,
+                `model.backbone.receptive_radius`. It does not change the output.
         """
         from .streaming_vocos import decode_chunked
 

@@ -1,12 +1,14 @@
 """Streaming and chunked decoding for `VocosModel`: long or live inputs with bounded memory, same audio as `forward`.
 
-Why it is exact. Only the convolutions mix frames, and each reaches `kernel_size // 2` frames further, so a frame's
-hidden state depends on `model.backbone.receptive_radius` frames on each side (27 for the released models). Decoding a
-window of frames with at least that much real context on each side therefore gives the interior frames exactly the
-hidden states of a full decode; at the true start and end, the zero padding is the full decode's own. The inverse STFT
-is an overlap-add: a sample is final once every frame overlapping it has been added, so each step emits the samples
-before its last frame's start and carries the rest (`n_fft - hop_length` samples of signal and window energy) into
-the next step.
+Why it is exact. Only the convolutions mix frames: the backbone is a chain of stages (`VocosBackbone.stage_radii`:
+the input convolution, the blocks, the final norm), each of which reads `kernel_size // 2` frames on each side of a
+frame. So each stage can turn its input frames into output frames as soon as it holds that many frames past them, and
+a frame's hidden state is final once `model.backbone.receptive_radius` later frames have arrived (27 for the released
+models). The decoder keeps, per stage, only the few input frames the next output frames still read, and runs each
+stage on its new frames (plus that context): each frame goes through the backbone once, whatever the chunk size. At
+the true start and end the stages see the zero padding of a full decode. The inverse STFT is an overlap-add: a sample
+is final once every frame overlapping it has been added, so each step emits the samples before its last frame's
+start and carries the rest (`n_fft - hop_length` samples of signal and window energy) into the next step.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ class VocosStreamingDecoder:
     r"""
     Decodes input frames that arrive in pieces: `push` each piece, get back the audio that is final so far; `flush`
     at the end for the rest. The concatenated audio equals [`VocosModel`]'s `forward` on the whole input (to
-    float32 rounding).
+    float32 rounding). Each frame goes through the network once: a push costs what its own frames cost, plus a few
+    frames of context per stage.
 
     Args:
         model ([`VocosModel`]): the vocoder (in eval mode).
         bandwidth (`float`, *optional*): kbps, for EnCodec models (as in `forward`).
-        context_frames (`int`, *optional*): frames of context decoded on each side of new frames. Defaults to, and
-            must be at least, `model.backbone.receptive_radius`. Audio for a frame comes out once this many later
-            frames have been pushed.
+        context_frames (`int`, *optional*): the latency in frames: audio for a frame comes out once this many later
+            frames have been pushed. Defaults to, and must be at least, `model.backbone.receptive_radius` (the
+            frames that still change a frame's output); more only delays the audio.
 
     The batch dimension is fixed by the first push (all items advance together; decode ragged batches with
     `VocosModel.decode_chunked`, which handles them item by item).
@@ -44,7 +47,7 @@ class VocosStreamingDecoder:
         if context_frames < radius:
             raise ValueError(
                 f"`context_frames`={context_frames} is too small: the backbone's receptive field reaches {radius} frames "
-                f"on each side, so chunks need at least {radius} frames of context to decode exactly."
+                f"on each side, so a frame's audio is final only after at least {radius} frames of context."
             )
         self.model = model
         self.context_frames = int(context_frames)
@@ -53,14 +56,19 @@ class VocosStreamingDecoder:
         self._hop = istft.hop_length
         self._trim = istft.trim
         self._carried = istft.n_fft - istft.hop_length
+        self._radii = model.backbone.stage_radii
         # Validates `bandwidth` against the model before any frame arrives.
         self._bandwidth_id = model.bandwidth_id(bandwidth)
         self.reset()
 
     def reset(self) -> None:
         """Forget all input and start a new stream."""
-        self._features = None  # (batch, channels, frames) kept for context and not yet decoded frames
-        self._features_start = 0  # global index of the first kept frame
+        stages = len(self._radii)
+        self._batch_size = None
+        self._inputs = [None] * stages  # per stage: input frames (batch, frames, channels) still to be read
+        self._input_start = [0] * stages  # per stage: global index of the first of those frames
+        self._done = [0] * stages  # per stage: frames it has output
+        self._hidden = None  # (batch, frames, hidden) final hidden states not yet through the head
         self._received = 0  # frames pushed so far
         self._decoded = 0  # frames whose windowed time frames have been overlap-added
         self._signal = None  # (batch, n_fft - hop) overlap-added signal not final yet
@@ -84,15 +92,14 @@ class VocosStreamingDecoder:
         features, _, _ = self.model.prepare_inputs(
             input_features=None if is_codes else chunk, codes=chunk if is_codes else None, bandwidth=self.bandwidth
         )
-        if self._features is None:
-            self._features = features
-        else:
-            if features.shape[0] != self._features.shape[0]:
-                raise ValueError(
-                    f"`chunk` has batch size {features.shape[0]}, but this stream started with {self._features.shape[0]}."
-                )
-            self._features = torch.cat([self._features, features], dim=-1)
+        if self._batch_size is None:
+            self._batch_size = features.shape[0]
+        elif features.shape[0] != self._batch_size:
+            raise ValueError(
+                f"`chunk` has batch size {features.shape[0]}, but this stream started with {self._batch_size}."
+            )
         self._received += features.shape[-1]
+        self._run_stages(features.transpose(1, 2), final=False)
         return self._advance(self._received - self.context_frames, final=False)
 
     def flush(self) -> torch.Tensor:
@@ -102,18 +109,46 @@ class VocosStreamingDecoder:
         self._finished = True
         if self._received == 0:
             return torch.zeros(0, 0)
+        self._run_stages(None, final=True)
         return self._advance(self._received, final=True)
+
+    @torch.no_grad()
+    def _run_stages(self, new: torch.Tensor | None, final: bool) -> None:
+        """Feed new input frames (batch, frames, channels) through the backbone's stages, each computing the frames
+        whose context it now holds (all of them when `final`: the sequence's end pads with zeros)."""
+        backbone = self.model.backbone
+        for index, radius in enumerate(self._radii):
+            kept, start = self._inputs[index], self._input_start[index]
+            if new is None:
+                inputs = kept
+            else:
+                inputs = new if kept is None else torch.cat([kept, new], dim=1)
+            if inputs is None:
+                return
+            available, done = start + inputs.shape[1], self._done[index]
+            end = available if final else available - radius
+            new = None
+            if end > done:
+                # Decode from `radius` frames before the first new output frame (or from the sequence's start).
+                low = max(done - radius, 0)
+                output = backbone.forward_stage(index, inputs[:, low - start :], self._bandwidth_id)
+                new = output[:, done - low : end - low]
+                self._done[index] = done = end
+            keep_from = max(done - radius, 0)
+            self._inputs[index], self._input_start[index] = inputs[:, keep_from - start :], keep_from
+            if new is None and not final:
+                return
+        if new is not None:
+            self._hidden = new if self._hidden is None else torch.cat([self._hidden, new], dim=1)
 
     @torch.no_grad()
     def _advance(self, end: int, final: bool) -> torch.Tensor:
         start = self._decoded
-        batch_size = self._features.shape[0]
+        batch_size = self._batch_size
         istft = self.model.head.istft
         if end > start:
-            window_start = max(0, start - self.context_frames)
-            window = self._features[..., window_start - self._features_start :]
-            frames = self.model.decode_frames(window, bandwidth_id=self._bandwidth_id)
-            frames = frames[:, start - window_start : end - window_start]
+            frames = self.model.hidden_to_frames(self._hidden[:, : end - start])
+            self._hidden = self._hidden[:, end - start :]
             signal = istft.overlap_add(frames)
             energy = istft.window_envelope(None, frames.shape[1])
             if self._signal is not None:
@@ -122,17 +157,13 @@ class VocosStreamingDecoder:
         elif final and self._signal is not None:
             signal, energy = self._signal, self._energy
         else:
-            return self._features.new_zeros(batch_size, 0, dtype=torch.float32)
+            return torch.zeros(batch_size, 0, device=self.model.device)
 
         # Samples before the start of frame `end` have all their frames; at the end of the stream, all have.
         ready = signal.shape[-1] if final else (end - start) * self._hop
         first = start * self._hop  # position of signal[:, 0] in the untrimmed overlap-added stream
         self._signal, self._energy = signal[:, ready:], energy[:, ready:]
         self._decoded = max(end, start)
-        # Keep only the frames later steps still read: their context and those not decoded yet.
-        keep_from = max(0, self._decoded - self.context_frames)
-        self._features = self._features[..., keep_from - self._features_start :]
-        self._features_start = keep_from
 
         low = max(first, self._trim)
         high = first + ready - (self._trim if final else 0)
