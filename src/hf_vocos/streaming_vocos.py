@@ -135,7 +135,9 @@ class VocosStreamingDecoder:
                 new = output[:, done - low : end - low]
                 self._done[index] = done = end
             keep_from = max(done - radius, 0)
-            self._inputs[index], self._input_start[index] = inputs[:, keep_from - start :], keep_from
+            # A copy of the few frames kept, not a view: a view would keep this push's whole input tensor alive
+            # until the next push, and those long-lived blocks grew the heap's peak by ~20 MB (release mel model).
+            self._inputs[index], self._input_start[index] = inputs[:, keep_from - start :].clone(), keep_from
             if new is None and not final:
                 return
         if new is not None:
@@ -148,7 +150,7 @@ class VocosStreamingDecoder:
         istft = self.model.head.istft
         if end > start:
             frames = self.model.hidden_to_frames(self._hidden[:, : end - start])
-            self._hidden = self._hidden[:, end - start :]
+            self._hidden = self._hidden[:, end - start :].clone()
             signal = istft.overlap_add(frames)
             energy = istft.window_envelope(None, frames.shape[1])
             if self._signal is not None:
