@@ -632,7 +632,7 @@ def streaming_section(args, lines: list) -> None:
 
     original, ours = build_pair("mel")
     radius = ours.backbone.receptive_radius
-    for chunk in (16, 64, 256, 1024):
+    for chunk in (1, 16, 64, 256, 1024):
         decoder = VocosStreamingDecoder(ours)
         features = torch.randn(1, 100, chunk) - 4.0
         window = torch.randn(1, 100, chunk + 2 * radius) - 4.0
@@ -645,7 +645,8 @@ def streaming_section(args, lines: list) -> None:
         chunk_seconds = chunk / ours.config.frame_rate
         algorithmic = (decoder.latency_frames + chunk) / ours.config.frame_rate
         lines.append(
-            f"| {chunk} frames ({chunk_seconds * 1000:.0f} ms of audio) | {times['original'] * 1000:.1f} ms | "
+            f"| {chunk} frame{'s' if chunk > 1 else ''} ({chunk_seconds * 1000:.0f} ms of audio) | "
+            f"{times['original'] * 1000:.1f} ms | "
             f"{times['ours'] * 1000:.1f} ms | {times['original'] / times['ours']:.2f}x | "
             f"{times['ours'] / chunk_seconds:.3f} | {algorithmic * 1000:.0f} ms |"
         )
