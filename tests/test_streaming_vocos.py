@@ -88,6 +88,20 @@ def test_more_context_frames_only_delays_the_audio(case):
     torch.testing.assert_close(torch.cat(pieces, dim=-1), full.audio, rtol=0, atol=1e-5)
 
 
+def test_bfloat16_stream_equals_the_bfloat16_forward(case):
+    """A bf16 model streams its own forward's audio (float32 out), not a float32 model's."""
+    model, inputs, kwargs, _ = case
+    half = VocosModel(model.config).eval()
+    half.load_state_dict(model.state_dict())
+    half = half.to(torch.bfloat16)
+    (tensor,) = inputs.values()
+    with torch.no_grad():
+        full = half(**inputs, **kwargs).audio
+        streamed = torch.cat(list(half.stream((tensor[..., start : start + 11] for start in range(0, 173, 11)), **kwargs)), -1)
+    assert streamed.dtype == full.dtype == torch.float32
+    torch.testing.assert_close(streamed, full, rtol=0, atol=1e-5)
+
+
 def test_ragged_batch_decodes_each_item_as_alone():
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=5)
     lengths = [50, 13, 31]
