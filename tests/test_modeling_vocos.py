@@ -487,7 +487,7 @@ def test_backbone_is_its_stages_in_order(variant):
     model = randomize_(VocosModel(config), seed=22)
     backbone = model.backbone
     assert backbone.stage_radii == [3] + [config.kernel_size // 2] * config.num_hidden_layers + [0]
-    assert sum(backbone.stage_radii) == backbone.receptive_radius
+    assert backbone.receptive_radius == 3 + config.num_hidden_layers * (config.kernel_size // 2)
     features = torch.randn(2, config.input_channels, 37, generator=torch.Generator().manual_seed(23))
     bandwidth_id = model.bandwidth_id(6.0) if config.use_adaptive_norm else None
     with torch.no_grad():
@@ -498,9 +498,17 @@ def test_backbone_is_its_stages_in_order(variant):
             assert torch.equal(hidden, given)
             hidden = output
         assert torch.equal(hidden, backbone(features, None, bandwidth_id))
-    for index in (-1, len(backbone.stage_radii)):
-        with pytest.raises(ValueError, match=rf"`index` must be a stage from 0 to {config.num_hidden_layers + 1}, got {index}"):
+    last = config.num_hidden_layers + 1
+    for index in (-1, last + 1):
+        with pytest.raises(ValueError, match=rf"`index` must be a stage from 0 to {last}, got {index}"):
             backbone.forward_stage(index, hidden)
+    for index in (1.5, True, "1"):
+        with pytest.raises(TypeError, match=rf"`index` must be an integer stage from 0 to {last}, got"):
+            backbone.forward_stage(index, hidden)
+    with pytest.raises(ValueError, match=rf"`hidden_states` of stage 0 must be time-major frames \(batch, frames, {config.input_channels}\), got shape \(2, 37, {config.hidden_size}\)"):
+        backbone.forward_stage(0, hidden)
+    with pytest.raises(ValueError, match=r"`hidden_states` of stage 1 must be time-major frames"):
+        backbone.forward_stage(1, features)
 
 
 def test_torch_compile_equals_eager():

@@ -311,8 +311,6 @@ class VocosBackbone(nn.Module):
         self.norm = _make_norm(config)
         self.convnext = nn.ModuleList([VocosConvNeXtBlock(config) for _ in range(config.num_hidden_layers)])
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        # Frames of context on each side that influence a frame: every convolution reaches kernel_size // 2 further.
-        self.receptive_radius = config.input_kernel_size // 2 + config.num_hidden_layers * (config.kernel_size // 2)
 
     def forward(
         self,
@@ -323,7 +321,7 @@ class VocosBackbone(nn.Module):
         """features: (batch, channels, frames); frame_mask: (batch, frames, 1) or None. Returns (batch, frames,
         hidden)."""
         hidden_states = features.transpose(1, 2)  # (batch, channels, frames) -> (batch, frames, channels)
-        for index in range(len(self.stage_radii)):
+        for index in range(len(self.convnext) + 2):
             # Past the first stage the input is a tensor made here, which CPU inference may overwrite.
             hidden_states = self.forward_stage(index, hidden_states, bandwidth_id, frame_mask, own_input=index > 0)
         return hidden_states
@@ -331,8 +329,13 @@ class VocosBackbone(nn.Module):
     @property
     def stage_radii(self) -> list[int]:
         """Frames of context each stage of `forward_stage` reads on each side of a frame: the input convolution
-        (with the norm after it), each block, then the final norm (0). They add up to `receptive_radius`."""
+        (with the norm after it), each block, then the final norm (0)."""
         return [self.embed.padding[0]] + [block.dwconv.padding[0] for block in self.convnext] + [0]
+
+    @property
+    def receptive_radius(self) -> int:
+        """Frames on each side that influence a frame: every convolution reaches `kernel_size // 2` further."""
+        return sum(self.stage_radii)
 
     def forward_stage(
         self,
@@ -346,8 +349,17 @@ class VocosBackbone(nn.Module):
         `forward` pads the sequence's: 0 is the input convolution and norm (input_channels -> hidden), 1 to
         `num_hidden_layers` the blocks, the last the final norm. `forward` is these stages in order; the streaming
         decoder runs each on the new frames only. `own_input=True` lets CPU inference write over `hidden_states`."""
-        if not 0 <= index < len(self.stage_radii):
-            raise ValueError(f"`index` must be a stage from 0 to {len(self.stage_radii) - 1}, got {index}.")
+        last = len(self.convnext) + 1
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"`index` must be an integer stage from 0 to {last}, got {index!r}.")
+        if not 0 <= index <= last:
+            raise ValueError(f"`index` must be a stage from 0 to {last}, got {index}.")
+        channels = self.embed.in_channels if index == 0 else self.embed.out_channels
+        if hidden_states.dim() != 3 or hidden_states.shape[-1] != channels:
+            raise ValueError(
+                f"`hidden_states` of stage {index} must be time-major frames (batch, frames, {channels}), got shape "
+                f"{tuple(hidden_states.shape)}."
+            )
         if index == 0:
             if frame_mask is not None:
                 hidden_states = hidden_states * frame_mask
