@@ -66,7 +66,6 @@ class VocosStreamingDecoder:
         stages = len(self._radii)
         self._batch_size = None
         self._inputs = [None] * stages  # per stage: input frames (batch, frames, channels) still to be read
-        self._input_start = [0] * stages  # per stage: global index of the first of those frames
         self._done = [0] * stages  # per stage: frames it has output
         self._hidden = None  # (batch, frames, hidden) final hidden states not yet through the head
         self._received = 0  # frames pushed so far
@@ -118,26 +117,25 @@ class VocosStreamingDecoder:
         whose context it now holds (all of them when `final`: the sequence's end pads with zeros)."""
         backbone = self.model.backbone
         for index, radius in enumerate(self._radii):
-            kept, start = self._inputs[index], self._input_start[index]
+            kept, done = self._inputs[index], self._done[index]
             if new is None:
                 inputs = kept
             else:
                 inputs = new if kept is None else torch.cat([kept, new], dim=1)
             if inputs is None:
                 return
-            available, done = start + inputs.shape[1], self._done[index]
+            # The kept frames start `radius` before the first frame this stage has still to output (or at the
+            # sequence's start): exactly the left context that frame reads.
+            start = max(done - radius, 0)
+            available = start + inputs.shape[1]
             end = available if final else available - radius
             new = None
             if end > done:
-                # Decode from `radius` frames before the first new output frame (or from the sequence's start).
-                low = max(done - radius, 0)
-                output = backbone.forward_stage(index, inputs[:, low - start :], self._bandwidth_id)
-                new = output[:, done - low : end - low]
+                new = backbone.forward_stage(index, inputs, self._bandwidth_id)[:, done - start : end - start]
                 self._done[index] = done = end
-            keep_from = max(done - radius, 0)
             # A copy of the few frames kept, not a view: a view would keep this push's whole input tensor alive
             # until the next push (with the release mel model and 256-frame pushes, ~9 MB more peak memory).
-            self._inputs[index], self._input_start[index] = inputs[:, keep_from - start :].clone(), keep_from
+            self._inputs[index] = inputs[:, max(done - radius, 0) - start :].clone()
             if new is None and not final:
                 return
         if new is not None:
