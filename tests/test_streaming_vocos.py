@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import SMALL_ENCODEC, SMALL_MEL, randomize_
 
-from hf_vocos import VocosConfig, VocosModel
+from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
 from hf_vocos.streaming_vocos import VocosStreamingDecoder
 
 VARIANTS = {
@@ -198,3 +198,22 @@ def test_bad_stream_inputs_raise():
     decoder.push(torch.zeros(2, 1, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="batch size 3, but this stream started with 1"):
         decoder.push(torch.zeros(2, 3, 5, dtype=torch.long))
+
+
+def test_unpadded_sample_mask_is_a_view_without_memory(case):
+    """Without padding, `forward` and `decode_chunked` return the mask as a broadcast view of one int32 1: it reads
+    like a full mask (`batch_decode` trims nothing with it) but costs no memory (58 MB at 10 minutes otherwise)."""
+    model, inputs, kwargs, full = case
+    with torch.no_grad():
+        chunked = model.decode_chunked(**inputs, **kwargs, chunk_size=64)
+        as_tuple = model(**inputs, **kwargs, return_dict=False)
+    for mask in (full.attention_mask, chunked.attention_mask, as_tuple[1]):
+        assert mask.shape == full.audio.shape and mask.dtype == torch.int32
+        assert mask.stride() == (0, 0) and mask.untyped_storage().nbytes() == 4
+        assert torch.equal(mask, torch.ones_like(full.audio, dtype=torch.int32))
+        assert mask.sum(dim=1).tolist() == [full.audio.shape[1]] * full.audio.shape[0]
+    waveforms = VocosProcessor(VocosFeatureExtractor()).batch_decode(chunked)
+    assert [len(waveform) for waveform in waveforms] == [full.audio.shape[1]] * full.audio.shape[0]
+    writable = full.attention_mask.clone()
+    writable[0, -5:] = 0
+    assert writable.sum().item() == full.audio.numel() - 5

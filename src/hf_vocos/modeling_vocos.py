@@ -36,11 +36,19 @@ class VocosOutput(ModelOutput):
         audio (`torch.FloatTensor` of shape `(batch_size, num_samples)`):
             The waveform, in float32. In a ragged batch the samples past an item's valid span are zero.
         attention_mask (`torch.IntTensor` of shape `(batch_size, num_samples)`):
-            1 on the valid samples of each item, 0 on padding. [`VocosProcessor.batch_decode`] trims with it.
+            1 on the valid samples of each item, 0 on padding. [`VocosProcessor.batch_decode`] trims with it. When no
+            item is padded it is a broadcast view of a single 1 (no memory of its own; `.clone()` it to write to it).
     """
 
     audio: torch.FloatTensor | None = None
     attention_mask: torch.Tensor | None = None
+
+
+def unpadded_sample_mask(audio: torch.Tensor) -> torch.Tensor:
+    """The sample mask of a batch without padding: int32 ones of `audio`'s shape, as a broadcast view of one element
+    (a real tensor would take as much memory as the audio: 58 MB for 10 minutes at 24 kHz). Reading works as usual;
+    writing to it needs a `.clone()` first."""
+    return torch.ones((), dtype=torch.int32, device=audio.device).expand(audio.shape)
 
 
 class VocosAdaptiveLayerNorm(nn.Module):
@@ -799,7 +807,7 @@ class VocosModel(VocosPreTrainedModel):
         audio = self._decode_audio(features, frame_mask, bandwidth_id)
 
         if frame_mask is None:
-            sample_mask = torch.ones(audio.shape, dtype=torch.int32, device=audio.device)
+            sample_mask = unpadded_sample_mask(audio)
         else:
             num_samples = self.config.num_samples(frame_mask.sum(dim=(1, 2)).long())
             sample_mask = (torch.arange(audio.shape[-1], device=audio.device)[None, :] < num_samples[:, None]).int()
