@@ -511,6 +511,32 @@ def test_backbone_is_its_stages_in_order(variant):
         backbone.forward_stage(1, features)
 
 
+@pytest.mark.parametrize("variant", ["mel", "encodec"])
+def test_torch_compile_fullgraph_with_ragged_batch(variant):
+    """The whole forward compiles as one graph (`fullgraph=True` raises on any graph break): the input checks that
+    read values (finite features, codes in range, the mask's form) are skipped while compiling, and the output still
+    equals eager, padding included."""
+    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
+    model = randomize_(VocosModel(config), seed=16)
+    generator = torch.Generator().manual_seed(17)
+    mask = torch.ones(2, 40, dtype=torch.int32)
+    mask[1, 29:] = 0
+    if variant == "mel":
+        inputs = {"input_features": torch.randn(2, 100, 40, generator=generator)}
+    else:
+        inputs = {"codes": torch.randint(0, 1024, (4, 2, 40), generator=generator), "bandwidth": 3.0}
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        output, expected = compiled(**inputs, attention_mask=mask), model(**inputs, attention_mask=mask)
+    torch.testing.assert_close(output.audio, expected.audio, rtol=0, atol=1e-5)
+    torch.testing.assert_close(output.attention_mask, expected.attention_mask, rtol=0, atol=0)
+    assert output.attention_mask[1].sum().item() == config.num_samples(29)
+    # Eager calls still check values.
+    with pytest.raises(ValueError, match="right padding"):
+        model(**inputs, attention_mask=mask.flip(1))
+
+
 def test_torch_compile_equals_eager():
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=14)
     compiled = torch.compile(model)

@@ -114,6 +114,13 @@ def _tiled_cpu_inference(hidden_states: torch.Tensor) -> bool:
     )
 
 
+def _value_checks_enabled() -> bool:
+    """Whether to run the input checks that read tensor values (finite features, codes in range, the mask's form).
+    They bring values to the host, so they are skipped while torch.compile or export traces the model: each would be
+    a graph break, and `torch.compile(model, fullgraph=True)` would fail. Shapes and dtypes are checked either way."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
 @functools.cache
 def _onednn_packed_linear_available() -> bool:
     """oneDNN's linear on a weight packed into its blocked layout (`torch.ops.mkldnn._reorder_linear_weight`) with a
@@ -1022,7 +1029,7 @@ def check_codes(config: VocosConfig, codes, bandwidth) -> torch.Tensor:
         )
     if codes.shape[-1] == 0:
         raise ValueError("`codes` has 0 frames; expected at least one frame.")
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= config.codebook_size):
+    if codes.numel() and _value_checks_enabled() and (int(codes.min()) < 0 or int(codes.max()) >= config.codebook_size):
         raise ValueError(
             f"`codes` values must lie in [0, {config.codebook_size}), got values in "
             f"[{int(codes.min())}, {int(codes.max())}]."
@@ -1048,7 +1055,7 @@ def check_features(config: VocosConfig, input_features) -> torch.Tensor:
         )
     if input_features.shape[-1] == 0:
         raise ValueError("`input_features` has 0 frames; expected at least one frame.")
-    if not torch.isfinite(input_features).all():
+    if _value_checks_enabled() and not torch.isfinite(input_features).all():
         raise ValueError("`input_features` contains NaN or infinite values; expected finite features.")
     return input_features
 
@@ -1070,6 +1077,8 @@ def check_attention_mask(attention_mask, batch_size: int, num_frames: int) -> to
         )
     lengths = (attention_mask != 0).sum(dim=1)
     prefix = torch.arange(num_frames, device=attention_mask.device)[None, :] < lengths[:, None]
+    if not _value_checks_enabled():
+        return prefix
     if not torch.equal(prefix, attention_mask != 0):
         raise ValueError(
             "`attention_mask` must mark each item's valid frames as a prefix of ones followed by zeros "
