@@ -56,6 +56,44 @@ def test_stream_equals_full_decode(case, piece_sizes):
     torch.testing.assert_close(torch.cat(streamed, dim=-1), full.audio, rtol=0, atol=1e-5)
 
 
+def test_stream_takes_numpy_and_empty_chunks(case):
+    """Chunks may be numpy arrays (as `forward` takes them) and may hold 0 frames (a producer's step that yields
+    nothing): the audio is the same."""
+    model, inputs, kwargs, full = case
+    (tensor,) = inputs.values()
+    empty = tensor[..., :0]
+    pieces = [empty, tensor[..., :50].numpy(), empty.numpy(), tensor[..., 50:51], empty, tensor[..., 51:].numpy(), empty]
+    with torch.no_grad():
+        streamed = list(model.stream(pieces, **kwargs))
+    assert all(piece.shape[0] == 2 and piece.shape[1] > 0 for piece in streamed)
+    torch.testing.assert_close(torch.cat(streamed, dim=-1), full.audio, rtol=0, atol=1e-5)
+    decoder = VocosStreamingDecoder(model, **kwargs)
+    assert decoder.push(empty).shape == (2, 0)
+    assert decoder.flush().shape == (2, 0)
+
+
+def test_bad_stream_arguments_raise_at_the_call():
+    """`stream` is not a plain generator function: a bad `chunks`, `bandwidth` or `context_frames` raises when it is
+    called, not at the first `next()`. A single tensor is refused: iterating it would split its batch axis."""
+    mel = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
+    encodec = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)))
+    with pytest.raises(TypeError, match=r"`chunks` must be an iterable of chunks .* got a single Tensor of shape \(2, 100, 30\)"):
+        mel.stream(torch.randn(2, 100, 30))
+    with pytest.raises(TypeError, match=r"`chunks` must be an iterable .* got a single ndarray"):
+        mel.stream(torch.randn(2, 100, 30).numpy())
+    with pytest.raises(TypeError, match="`chunks` must be an iterable of feature or code chunks, got int"):
+        mel.stream(5)
+    with pytest.raises(ValueError, match="`bandwidth` is required"):
+        encodec.stream([torch.zeros(4, 1, 5, dtype=torch.long)])
+    with pytest.raises(ValueError, match="`context_frames`=3 is too small"):
+        mel.stream([], context_frames=3)
+    decoder = VocosStreamingDecoder(mel)
+    decoder.push(torch.randn(2, 100, 0))
+    with pytest.raises(ValueError, match="batch size 1, but this stream started with 2"):
+        decoder.push(torch.randn(1, 100, 4))
+    assert list(mel.stream([])) == []
+
+
 def test_audio_comes_out_after_the_receptive_field():
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
     decoder = VocosStreamingDecoder(model)

@@ -944,18 +944,13 @@ class VocosModel(VocosPreTrainedModel):
         EnCodec code chunks `(num_quantizers, batch, frames_i)` (integer dtype), of any sizes. Each yielded piece is
         float32 audio `(batch, samples_i)`; their concatenation equals `forward` on the whole input. Audio for a
         frame comes out once `context_frames` more frames have arrived (the backbone's receptive field), the rest
-        when `chunks` ends. See [`VocosStreamingDecoder`] to push chunks yourself.
+        when `chunks` ends. Chunks may be numpy arrays, and may have 0 frames. Bad arguments (`chunks` not an
+        iterable, or a single tensor; `bandwidth`; `context_frames`) raise at the call, a bad chunk when it is
+        reached. See [`VocosStreamingDecoder`] to push chunks yourself.
         """
-        from .streaming_vocos import VocosStreamingDecoder
+        from .streaming_vocos import stream
 
-        decoder = VocosStreamingDecoder(self, bandwidth=bandwidth, context_frames=context_frames)
-        for chunk in chunks:
-            audio = decoder.push(chunk)
-            if audio.shape[-1]:
-                yield audio
-        audio = decoder.flush()
-        if audio.shape[-1]:
-            yield audio
+        return stream(self, chunks, bandwidth, context_frames)
 
     def codes_to_features(self, codes: torch.Tensor, bandwidth: float | torch.Tensor) -> torch.Tensor:
         """Embed EnCodec `codes` `(num_quantizers, batch, frames)` (or `(num_quantizers, frames)`) into backbone input

@@ -14,10 +14,12 @@ start and carries the rest (`n_fft - hop_length` samples of signal and window en
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable, Iterator
 
+import numpy as np
 import torch
 
-__all__ = ["VocosStreamingDecoder", "decode_chunked"]
+__all__ = ["VocosStreamingDecoder", "decode_chunked", "stream"]
 
 
 class VocosStreamingDecoder:
@@ -79,27 +81,37 @@ class VocosStreamingDecoder:
         """Frames that must follow a frame before its audio is emitted."""
         return self.context_frames
 
-    def push(self, chunk: torch.Tensor) -> torch.Tensor:
+    def push(self, chunk: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Add input frames: features `(batch, channels, frames)` / `(channels, frames)`, or integer EnCodec codes
-        `(num_quantizers, batch, frames)` / `(num_quantizers, frames)`. Returns the float32 audio `(batch, samples)`
-        that became final (possibly 0 samples)."""
+        `(num_quantizers, batch, frames)` / `(num_quantizers, frames)`, as a tensor or numpy array. Returns the float32
+        audio `(batch, samples)` that became final (possibly 0 samples). A chunk of 0 frames is allowed and adds
+        nothing."""
         if self._finished:
             raise RuntimeError("This stream was flushed; call reset() to start a new one.")
+        if isinstance(chunk, np.ndarray):
+            chunk = torch.from_numpy(chunk)
         if not isinstance(chunk, torch.Tensor):
-            raise TypeError(f"`chunk` must be a torch.Tensor of features or codes, got {type(chunk).__name__}.")
+            raise TypeError(
+                f"`chunk` must be a torch.Tensor or numpy array of features or codes, got {type(chunk).__name__}."
+            )
         is_codes = not (chunk.is_floating_point() or chunk.is_complex())
+        if chunk.dim() in (2, 3) and chunk.shape[-1] == 0:
+            # Nothing arrived (a producer's step may yield no frame): nothing to validate or decode.
+            self._check_batch_size(chunk.shape[1 if is_codes else 0] if chunk.dim() == 3 else 1)
+            return torch.zeros(self._batch_size, 0, device=self.model.device)
         features, _, _ = self.model.prepare_inputs(
             input_features=None if is_codes else chunk, codes=chunk if is_codes else None, bandwidth=self.bandwidth
         )
-        if self._batch_size is None:
-            self._batch_size = features.shape[0]
-        elif features.shape[0] != self._batch_size:
-            raise ValueError(
-                f"`chunk` has batch size {features.shape[0]}, but this stream started with {self._batch_size}."
-            )
+        self._check_batch_size(features.shape[0])
         self._received += features.shape[-1]
         self._run_stages(features.transpose(1, 2), final=False)
         return self._advance(self._received - self.context_frames, final=False)
+
+    def _check_batch_size(self, batch_size: int) -> None:
+        if self._batch_size is None:
+            self._batch_size = batch_size
+        elif batch_size != self._batch_size:
+            raise ValueError(f"`chunk` has batch size {batch_size}, but this stream started with {self._batch_size}.")
 
     def flush(self) -> torch.Tensor:
         """End the stream: decode the remaining frames and return the rest of the audio."""
@@ -107,7 +119,7 @@ class VocosStreamingDecoder:
             raise RuntimeError("This stream was already flushed; call reset() to start a new one.")
         self._finished = True
         if self._received == 0:
-            return torch.zeros(0, 0)
+            return torch.zeros(self._batch_size or 0, 0, device=self.model.device)
         self._run_stages(None, final=True)
         return self._advance(self._received, final=True)
 
@@ -170,6 +182,31 @@ class VocosStreamingDecoder:
         if high <= low:
             return signal.new_zeros(batch_size, 0)
         return istft.normalize(signal[:, low - first : high - first], energy[:, low - first : high - first])
+
+
+def stream(model, chunks, bandwidth, context_frames) -> Iterator[torch.Tensor]:
+    """`VocosModel.stream`: see its docstring. Checks its arguments at the call, not at the first `next()`."""
+    if isinstance(chunks, (torch.Tensor, np.ndarray)):
+        raise TypeError(
+            f"`chunks` must be an iterable of chunks (a list or generator of (batch, channels, frames_i) features or "
+            f"(num_quantizers, batch, frames_i) codes), got a single {type(chunks).__name__} of shape "
+            f"{tuple(chunks.shape)}; iterating over it would split its first axis. Wrap it in a list, or decode a "
+            "whole input with `decode_chunked`."
+        )
+    if not isinstance(chunks, Iterable):
+        raise TypeError(f"`chunks` must be an iterable of feature or code chunks, got {type(chunks).__name__}.")
+    decoder = VocosStreamingDecoder(model, bandwidth=bandwidth, context_frames=context_frames)
+    return _stream_pieces(decoder, chunks)
+
+
+def _stream_pieces(decoder: VocosStreamingDecoder, chunks: Iterable) -> Iterator[torch.Tensor]:
+    for chunk in chunks:
+        audio = decoder.push(chunk)
+        if audio.shape[-1]:
+            yield audio
+    audio = decoder.flush()
+    if audio.shape[-1]:
+        yield audio
 
 
 def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chunk_size, context_frames, return_dict):
