@@ -229,13 +229,15 @@ def test_bad_stream_inputs_raise():
     with pytest.raises(ValueError, match="`bandwidth` is required"):
         VocosStreamingDecoder(model)
     decoder = VocosStreamingDecoder(model, bandwidth=1.5)
-    with pytest.raises(ValueError, match="`codes` has 4 codebooks, but 1.5 kbps uses 2"):
+    with pytest.raises(ValueError, match=r"^`chunk` \(codes of shape \(4, 1, 5\), pushed after 0 frames\): `codes` has 4 codebooks, but 1.5 kbps uses 2"):
         decoder.push(torch.zeros(4, 1, 5, dtype=torch.long))
     with pytest.raises(TypeError, match="`chunk` must be a torch.Tensor"):
         decoder.push([[0, 1]])
     decoder.push(torch.zeros(2, 1, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="batch size 3, but this stream started with 1"):
         decoder.push(torch.zeros(2, 3, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^`chunk` \(codes of shape \(2, 1, 3\), pushed after 5 frames\): `codes` values must lie in \[0, 1024\)"):
+        decoder.push(torch.full((2, 1, 3), 1024))
 
 
 def test_unpadded_sample_mask_is_a_view_without_memory(case):

@@ -99,9 +99,13 @@ class VocosStreamingDecoder:
             # Nothing arrived (a producer's step may yield no frame): nothing to validate or decode.
             self._check_batch_size(chunk.shape[1 if is_codes else 0] if chunk.dim() == 3 else 1)
             return torch.zeros(self._batch_size, 0, device=self.model.device)
-        features, _, _ = self.model.prepare_inputs(
-            input_features=None if is_codes else chunk, codes=chunk if is_codes else None, bandwidth=self.bandwidth
-        )
+        try:
+            features, _, _ = self.model.prepare_inputs(
+                input_features=None if is_codes else chunk, codes=chunk if is_codes else None, bandwidth=self.bandwidth
+            )
+        except (TypeError, ValueError) as error:  # the model's message names `input_features`/`codes`: say which push
+            kind = "codes" if is_codes else "features"
+            raise type(error)(f"`chunk` ({kind} of shape {tuple(chunk.shape)}, pushed after {self._received} frames): {error}") from None
         self._check_batch_size(features.shape[0])
         self._received += features.shape[-1]
         self._run_stages(features.transpose(1, 2), final=False)
