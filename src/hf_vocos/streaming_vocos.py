@@ -105,7 +105,8 @@ class VocosStreamingDecoder:
             )
         except (TypeError, ValueError) as error:  # the model's message names `input_features`/`codes`: say which push
             kind = "codes" if is_codes else "features"
-            raise type(error)(f"`chunk` ({kind} of shape {tuple(chunk.shape)}, pushed after {self._received} frames): {error}") from None
+            where = f"{kind} of shape {tuple(chunk.shape)}, pushed after {self._received} frames"
+            raise type(error)(f"`chunk` ({where}): {error}") from None
         self._check_batch_size(features.shape[0])
         self._received += features.shape[-1]
         self._run_stages(features.transpose(1, 2), final=False)
