@@ -140,14 +140,28 @@ def test_bfloat16_stream_equals_the_bfloat16_forward(case):
     torch.testing.assert_close(streamed, full, rtol=0, atol=1e-5)
 
 
-def test_ragged_batch_decodes_each_item_as_alone():
+def test_ragged_batch_decodes_each_item_as_alone(monkeypatch):
+    """Items of equal length share one stream (here 3 streams for 5 items), and each equals its solo decode."""
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=5)
-    lengths = [50, 13, 31]
-    codes = torch.randint(0, 1024, (4, 3, 50), generator=torch.Generator().manual_seed(6))
+    lengths = [50, 13, 31, 13, 50]
+    codes = torch.randint(0, 1024, (4, 5, 50), generator=torch.Generator().manual_seed(6))
     mask = (torch.arange(50)[None, :] < torch.tensor(lengths)[:, None]).int()
+    streams = []
+    original_init = VocosStreamingDecoder.__init__
+
+    def counting_init(self, *args, **kwargs):
+        streams.append(self)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(VocosStreamingDecoder, "__init__", counting_init)
     with torch.no_grad():
         full = model(codes=codes, bandwidth=3.0, attention_mask=mask)
         chunked = model.decode_chunked(codes=codes, bandwidth=3.0, attention_mask=mask, chunk_size=8)
+        solo = [model(codes=codes[:, i : i + 1, :length], bandwidth=3.0).audio[0] for i, length in enumerate(lengths)]
+    assert sorted((stream._batch_size, stream._received) for stream in streams) == [(1, 31), (2, 13), (2, 50)]
+    for item, audio in enumerate(solo):
+        torch.testing.assert_close(chunked.audio[item, : audio.shape[0]], audio, rtol=0, atol=1e-5)
+        assert not chunked.audio[item, audio.shape[0] :].any()
     torch.testing.assert_close(chunked.attention_mask, full.attention_mask, rtol=0, atol=0)
     torch.testing.assert_close(chunked.audio, full.audio, rtol=0, atol=1e-5)
 

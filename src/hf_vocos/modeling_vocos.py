@@ -920,8 +920,8 @@ class VocosModel(VocosPreTrainedModel):
         Decode long inputs `chunk_size` frames at a time, with the same output as `forward` (to float32 rounding)
         and working memory that does not grow with the input: the chunks go through [`VocosStreamingDecoder`],
         which runs each backbone stage on a chunk's frames plus the few frames of context that stage reads, and
-        overlap-adds across chunk edges exactly. Takes the same inputs as `forward`; items of a ragged batch
-        (`attention_mask`) are decoded one by one.
+        overlap-adds across chunk edges exactly. Takes the same inputs as `forward`; in a ragged batch
+        (`attention_mask`) the items of each length are decoded together, apart from the others.
 
         Args:
             chunk_size (`int`, *optional*, defaults to 512):

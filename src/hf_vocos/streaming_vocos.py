@@ -37,7 +37,7 @@ class VocosStreamingDecoder:
             frames that still change a frame's output); more only delays the audio.
 
     The batch dimension is fixed by the first push (all items advance together; decode ragged batches with
-    `VocosModel.decode_chunked`, which handles them item by item).
+    `VocosModel.decode_chunked`, which runs one stream per distinct length).
     """
 
     def __init__(self, model, bandwidth: float | torch.Tensor | None = None, context_frames: int | None = None):
@@ -229,10 +229,12 @@ def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chun
     audio = torch.zeros(batch_size, model.config.num_samples(num_frames), device=features.device)
     # A ragged batch needs a real mask; an unpadded one gets the broadcast view `forward` returns (no memory).
     sample_mask = None if frame_mask is None else torch.zeros(audio.shape, dtype=torch.int32, device=features.device)
-    # Items of equal length advance together; a ragged batch is decoded item by item, each exactly as alone.
-    groups = [list(range(batch_size))] if frame_mask is None else [[index] for index in range(batch_size)]
-    for items in groups:
-        length = lengths[items[0]]
+    # Items of equal length advance together, through one decoder: each decodes exactly as alone (no padding frame
+    # reaches it), and a ragged batch costs one stream per distinct length.
+    groups: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        groups.setdefault(length, []).append(index)
+    for length, items in groups.items():
         decoder = VocosStreamingDecoder(model, bandwidth=bandwidth, context_frames=context_frames)
         position = 0
         for start in range(0, length, chunk_size):
