@@ -519,19 +519,22 @@ def test_torch_compile_fullgraph_with_ragged_batch(variant):
     config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
     model = randomize_(VocosModel(config), seed=16)
     generator = torch.Generator().manual_seed(17)
-    mask = torch.ones(2, 40, dtype=torch.int32)
-    mask[1, 29:] = 0
-    if variant == "mel":
-        inputs = {"input_features": torch.randn(2, 100, 40, generator=generator)}
-    else:
-        inputs = {"codes": torch.randint(0, 1024, (4, 2, 40), generator=generator), "bandwidth": 3.0}
     torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True)
-    with torch.no_grad():
-        output, expected = compiled(**inputs, attention_mask=mask), model(**inputs, attention_mask=mask)
-    torch.testing.assert_close(output.audio, expected.audio, rtol=0, atol=1e-5)
-    torch.testing.assert_close(output.attention_mask, expected.attention_mask, rtol=0, atol=0)
-    assert output.attention_mask[1].sum().item() == config.num_samples(29)
+    # dynamic=True: the lengths and a float bandwidth are symbols in the graph (the bandwidth is fixed to the model's
+    # value it equals, by comparisons, since `math` functions do not take symbols).
+    compiled = torch.compile(model, fullgraph=True, dynamic=True)
+    for frames in (40, 57):
+        mask = torch.ones(2, frames, dtype=torch.int32)
+        mask[1, 29:] = 0
+        if variant == "mel":
+            inputs = {"input_features": torch.randn(2, 100, frames, generator=generator)}
+        else:
+            inputs = {"codes": torch.randint(0, 1024, (4, 2, frames), generator=generator), "bandwidth": 3.0}
+        with torch.no_grad():
+            output, expected = compiled(**inputs, attention_mask=mask), model(**inputs, attention_mask=mask)
+        torch.testing.assert_close(output.audio, expected.audio, rtol=0, atol=1e-5)
+        torch.testing.assert_close(output.attention_mask, expected.attention_mask, rtol=0, atol=0)
+        assert output.attention_mask[1].sum().item() == config.num_samples(29)
     # Eager calls still check values.
     with pytest.raises(ValueError, match="right padding"):
         model(**inputs, attention_mask=mask.flip(1))

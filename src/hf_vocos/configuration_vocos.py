@@ -224,7 +224,7 @@ class VocosConfig(PreTrainedConfig):
         if self.bandwidths is None:
             raise ValueError("`bandwidth` was given, but this is a mel model (config.bandwidths is None).")
         for index, known in enumerate(self.bandwidths):
-            if math.isclose(float(bandwidth), known, rel_tol=0, abs_tol=1e-6):
+            if abs(bandwidth - known) <= 1e-6:  # not math.isclose: this also takes torch.compile's symbolic floats
                 return index
         raise ValueError(f"`bandwidth`={bandwidth!r} kbps is not one of this model's bandwidths {self.bandwidths}.")
 

@@ -1001,8 +1001,8 @@ def check_codes(config: VocosConfig, codes, bandwidth) -> torch.Tensor:
         )
     if bandwidth is None:
         raise ValueError(f"`bandwidth` is required with `codes`: one of {config.bandwidths} kbps.")
-    bandwidth = _bandwidth_value(bandwidth)
-    config.bandwidth_index(bandwidth)
+    # From here on, the model's own value for it (given within 1e-6).
+    bandwidth = config.bandwidths[config.bandwidth_index(_bandwidth_value(bandwidth))]
     if isinstance(codes, np.ndarray):
         codes = torch.from_numpy(codes)
     if not isinstance(codes, torch.Tensor):
@@ -1085,10 +1085,13 @@ def check_attention_mask(attention_mask, batch_size: int, num_frames: int) -> to
 
 
 def _bandwidth_value(bandwidth) -> float:
+    """`bandwidth` as one finite number (whether the model has it is `config.bandwidth_index`'s check)."""
     if isinstance(bandwidth, (torch.Tensor, np.ndarray)):
         if bandwidth.size != 1 if isinstance(bandwidth, np.ndarray) else bandwidth.numel() != 1:
             raise ValueError(f"`bandwidth` must be a single number (kbps), got an array of shape {tuple(bandwidth.shape)}.")
         bandwidth = bandwidth.item()
-    if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real) or not math.isfinite(bandwidth):
+    # `abs(x) < inf` rather than `math.isfinite`: under `torch.compile(dynamic=True)` a float argument is a symbol,
+    # which comparisons take and `math.isfinite` does not.
+    if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real) or not abs(bandwidth) < math.inf:
         raise TypeError(f"`bandwidth` must be a number in kbps (e.g. 6.0), got {bandwidth!r}.")
     return float(bandwidth)
