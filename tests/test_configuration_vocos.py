@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import RELEASE_ENCODEC
 from transformers import AutoConfig
@@ -30,6 +31,10 @@ def test_encodec_variant_derives_codebooks():
     assert config.bandwidth_index(6) == 2 and config.bandwidth_index(12.0) == 3
     with pytest.raises(ValueError, match=r"bandwidth.*24.*\[1.5, 3.0, 6.0, 12.0\]"):
         config.bandwidth_index(24.0)
+    assert config.bandwidth_index(6.0000004) == 2 and config.bandwidth_index(np.float32(1.5)) == 0  # within 1e-6
+    for bad in ("6.0", None, True):
+        with pytest.raises(TypeError, match=r"`bandwidth` must be a number in kbps \(e.g. 6.0\), got"):
+            config.bandwidth_index(bad)
 
 
 @pytest.mark.parametrize(

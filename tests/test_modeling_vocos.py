@@ -520,8 +520,8 @@ def test_torch_compile_fullgraph_with_ragged_batch(variant):
     model = randomize_(VocosModel(config), seed=16)
     generator = torch.Generator().manual_seed(17)
     torch._dynamo.reset()
-    # dynamic=True: the lengths and a float bandwidth are symbols in the graph (the bandwidth is fixed to the model's
-    # value it equals, by comparisons, since `math` functions do not take symbols).
+    # dynamic=True: the lengths and a float bandwidth are symbols in the graph (the bandwidth checks are comparisons,
+    # which take symbols; `math.isfinite`/`math.isclose` do not).
     compiled = torch.compile(model, fullgraph=True, dynamic=True)
     for frames in (40, 57):
         mask = torch.ones(2, frames, dtype=torch.int32)

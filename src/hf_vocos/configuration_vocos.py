@@ -223,6 +223,8 @@ class VocosConfig(PreTrainedConfig):
         not have."""
         if self.bandwidths is None:
             raise ValueError("`bandwidth` was given, but this is a mel model (config.bandwidths is None).")
+        if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
+            raise TypeError(f"`bandwidth` must be a number in kbps (e.g. 6.0), got {bandwidth!r}.")
         for index, known in enumerate(self.bandwidths):
             if abs(bandwidth - known) <= 1e-6:  # not math.isclose: this also takes torch.compile's symbolic floats
                 return index

@@ -44,11 +44,15 @@ class VocosOutput(ModelOutput):
     attention_mask: torch.Tensor | None = None
 
 
-def unpadded_sample_mask(audio: torch.Tensor) -> torch.Tensor:
-    """The sample mask of a batch without padding: int32 ones of `audio`'s shape, as a broadcast view of one element
-    (a real tensor would take as much memory as the audio: 58 MB for 10 minutes at 24 kHz). Reading works as usual;
+def sample_mask(config, audio: torch.Tensor, frame_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """The output's sample-level `attention_mask` (int32, `audio`'s shape): 1 on the samples of each item's
+    `frame_lengths` valid frames, 0 after. Without lengths (no padding) all ones, as a broadcast view of one element:
+    a real tensor would take as much memory as the audio (58 MB for 10 minutes at 24 kHz). Reading it works as usual;
     writing to it needs a `.clone()` first."""
-    return torch.ones((), dtype=torch.int32, device=audio.device).expand(audio.shape)
+    if frame_lengths is None:
+        return torch.ones((), dtype=torch.int32, device=audio.device).expand(audio.shape)
+    num_samples = config.num_samples(frame_lengths.to(device=audio.device, dtype=torch.long))
+    return (torch.arange(audio.shape[-1], device=audio.device)[None, :] < num_samples[:, None]).int()
 
 
 class VocosAdaptiveLayerNorm(nn.Module):
@@ -813,15 +817,12 @@ class VocosModel(VocosPreTrainedModel):
         features, frame_mask, bandwidth_id = self.prepare_inputs(input_features, codes, bandwidth, attention_mask)
         audio = self._decode_audio(features, frame_mask, bandwidth_id)
 
-        if frame_mask is None:
-            sample_mask = unpadded_sample_mask(audio)
-        else:
-            num_samples = self.config.num_samples(frame_mask.sum(dim=(1, 2)).long())
-            sample_mask = (torch.arange(audio.shape[-1], device=audio.device)[None, :] < num_samples[:, None]).int()
-            audio = audio * sample_mask
+        mask = sample_mask(self.config, audio, None if frame_mask is None else frame_mask.sum(dim=(1, 2)))
+        if frame_mask is not None:
+            audio = audio * mask
         if not return_dict:
-            return audio, sample_mask
-        return VocosOutput(audio=audio, attention_mask=sample_mask)
+            return audio, mask
+        return VocosOutput(audio=audio, attention_mask=mask)
 
     def prepare_inputs(
         self,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .configuration_vocos import VocosConfig
-from .modeling_vocos import VocosOutput, check_attention_mask, check_bandwidth, check_codes, check_features, unpadded_sample_mask
+from .modeling_vocos import VocosOutput, check_attention_mask, check_bandwidth, check_codes, check_features, sample_mask
 
 __all__ = ["VocosOnnxModel", "export_onnx"]
 
@@ -161,12 +161,9 @@ class VocosOnnxModel:
             "bandwidth_id": np.array([norm_row or 0], dtype=np.int64),
         }
         audio = torch.from_numpy(self.session.run(["audio"], feed)[0])
-        if mask is None:
-            sample_mask = unpadded_sample_mask(audio)
-        else:
-            num_samples = self.config.num_samples(torch.from_numpy(feed["attention_mask"].sum(axis=1)))
-            sample_mask = (torch.arange(audio.shape[-1])[None, :] < num_samples[:, None]).int()
-            audio = audio * sample_mask
+        output_mask = sample_mask(self.config, audio, None if mask is None else mask.sum(dim=1))
+        if mask is not None:
+            audio = audio * output_mask
         if not return_dict:
-            return audio, sample_mask
-        return VocosOutput(audio=audio, attention_mask=sample_mask)
+            return audio, output_mask
+        return VocosOutput(audio=audio, attention_mask=output_mask)

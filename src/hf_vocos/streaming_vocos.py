@@ -216,7 +216,7 @@ def _stream_pieces(decoder: VocosStreamingDecoder, chunks: Iterable) -> Iterator
 
 def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chunk_size, context_frames, return_dict):
     """`VocosModel.decode_chunked`: see its docstring."""
-    from .modeling_vocos import VocosOutput, unpadded_sample_mask
+    from .modeling_vocos import VocosOutput, sample_mask
 
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
         raise TypeError(f"`chunk_size` must be an integer number of frames, got {chunk_size!r}.")
@@ -227,8 +227,6 @@ def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chun
     batch_size, _, num_frames = features.shape
     lengths = [num_frames] * batch_size if frame_mask is None else frame_mask.sum(dim=(1, 2)).long().tolist()
     audio = torch.zeros(batch_size, model.config.num_samples(num_frames), device=features.device)
-    # A ragged batch needs a real mask; an unpadded one gets the broadcast view `forward` returns (no memory).
-    sample_mask = None if frame_mask is None else torch.zeros(audio.shape, dtype=torch.int32, device=features.device)
     # Items of equal length advance together, through one decoder: each decodes exactly as alone (no padding frame
     # reaches it), and a ragged batch costs one stream per distinct length.
     groups: dict[int, list[int]] = {}
@@ -243,11 +241,7 @@ def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chun
             position += piece.shape[-1]
         piece = decoder.flush()
         audio[items, position : position + piece.shape[-1]] = piece
-        position += piece.shape[-1]
-        if sample_mask is not None:
-            sample_mask[items, :position] = 1
-    if sample_mask is None:
-        sample_mask = unpadded_sample_mask(audio)
+    mask = sample_mask(model.config, audio, None if frame_mask is None else torch.tensor(lengths))
     if not return_dict:
-        return audio, sample_mask
-    return VocosOutput(audio=audio, attention_mask=sample_mask)
+        return audio, mask
+    return VocosOutput(audio=audio, attention_mask=mask)
