@@ -69,6 +69,13 @@ def test_stream_takes_numpy_and_empty_chunks(case):
     torch.testing.assert_close(torch.cat(streamed, dim=-1), full.audio, rtol=0, atol=1e-5)
     decoder = VocosStreamingDecoder(model, **kwargs)
     assert decoder.push(empty).shape == (2, 0)
+    # An empty chunk is checked like any other: the wrong channel or codebook count is refused.
+    if model.config.is_codes_model:
+        bad, match = empty[:7], r"^`chunk` \(codes of shape \(7, 2, 0\), pushed after 0 frames\): `codes` has 7 codebooks"
+    else:
+        bad, match = empty[:, :99], r"^`chunk` \(features of shape \(2, 99, 0\), pushed after 0 frames\): `input_features` must"
+    with pytest.raises(ValueError, match=match):
+        decoder.push(bad)
     assert decoder.flush().shape == (2, 0)
 
 

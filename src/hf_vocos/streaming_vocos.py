@@ -95,19 +95,21 @@ class VocosStreamingDecoder:
                 f"`chunk` must be a torch.Tensor or numpy array of features or codes, got {type(chunk).__name__}."
             )
         is_codes = not (chunk.is_floating_point() or chunk.is_complex())
-        if chunk.dim() in (2, 3) and chunk.shape[-1] == 0:
-            # Nothing arrived (a producer's step may yield no frame): nothing to validate or decode.
-            self._check_batch_size(chunk.shape[1 if is_codes else 0] if chunk.dim() == 3 else 1)
-            return torch.zeros(self._batch_size, 0, device=self.model.device)
+        # A chunk of 0 frames (a producer's step may yield none) adds nothing, but its shape and dtype are checked as
+        # any chunk's: on one frame of zeros in its place.
+        empty = chunk.dim() > 0 and chunk.shape[-1] == 0
+        checked = chunk.new_zeros(*chunk.shape[:-1], 1) if empty else chunk
         try:
             features, _, _ = self.model.prepare_inputs(
-                input_features=None if is_codes else chunk, codes=chunk if is_codes else None, bandwidth=self.bandwidth
+                input_features=None if is_codes else checked, codes=checked if is_codes else None, bandwidth=self.bandwidth
             )
         except (TypeError, ValueError) as error:  # the model's message names `input_features`/`codes`: say which push
             kind = "codes" if is_codes else "features"
             where = f"{kind} of shape {tuple(chunk.shape)}, pushed after {self._received} frames"
             raise type(error)(f"`chunk` ({where}): {error}") from None
         self._check_batch_size(features.shape[0])
+        if empty:
+            return torch.zeros(self._batch_size, 0, device=self.model.device)
         self._received += features.shape[-1]
         self._run_stages(features.transpose(1, 2), final=False)
         return self._advance(self._received - self.context_frames, final=False)
