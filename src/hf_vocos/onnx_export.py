@@ -76,18 +76,19 @@ def export_onnx(model, save_directory: str | os.PathLike, opset_version: int = 1
     config = model.config
     save_directory = Path(save_directory)
     save_directory.mkdir(parents=True, exist_ok=True)
+    device = model.device  # example inputs where the weights are (a GPU model exports as it is, without a copy)
     frames = torch.export.Dim("frames", min=2)
     batch = torch.export.Dim("batch", min=1)
     if config.is_codes_model:
         quantizers = torch.export.Dim("num_quantizers", min=1, max=config.num_codebooks)
-        example = torch.zeros(config.num_quantizers_for_bandwidth(config.bandwidths[0]), 2, 48, dtype=torch.long)
+        example = torch.zeros(config.num_quantizers_for_bandwidth(config.bandwidths[0]), 2, 48, dtype=torch.long, device=device)
         input_shapes = {0: quantizers, 1: batch, 2: frames}
         input_name = "codes"
     else:
-        example = torch.zeros(2, config.input_channels, 48)
+        example = torch.zeros(2, config.input_channels, 48, device=device)
         input_shapes = {0: batch, 2: frames}
         input_name = "input_features"
-    arguments = (example, torch.ones(2, 48, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+    arguments = (example, torch.ones(2, 48, dtype=torch.long, device=device), torch.zeros(1, dtype=torch.long, device=device))
     wrapper = _ExportedVocos(model).eval()
     with _dft_matmul(model.head.istft), torch.no_grad():
         program = torch.onnx.export(
