@@ -243,6 +243,9 @@ def test_tiled_overlap_add_equals_synthesize(n_fft, hop, win, padding, num_frame
     expected = istft.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
     assert tiled.shape == expected.shape == (2, config.num_samples(num_frames)) and tiled.is_contiguous()
     assert torch.equal(tiled, expected)
+    with torch.no_grad():  # eager inference (a GPU's path): without a mask, divided in place by the periodic envelope
+        inference = istft.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
+    assert inference.is_contiguous() and torch.equal(inference, expected)
     assert requested == [(start, min(start + tile_frames, num_frames)) for start in range(0, num_frames, tile_frames)]
 
 

@@ -431,6 +431,7 @@ class VocosISTFT(nn.Module):
         # Derived from the config, so not saved; `_init_weights` refills it after a meta-device load.
         self.register_buffer("window", self.make_window(), persistent=False)
         self.dft_basis = None
+        self._edge_envelope = None  # (device, divisor, uncovered parts): see `_divide_unmasked_`
 
     @property
     def use_dft_matmul(self) -> bool:
@@ -533,9 +534,46 @@ class VocosISTFT(nn.Module):
         """Windowed frames (batch, frames, n_fft), zero where masked -> audio (batch, config.num_samples(frames)): overlap-add,
         trim, and divide by the window envelope of the frames present."""
         audio = self.overlap_add(frames)
+        if frame_mask is None and self._periodic_envelope(frames.shape[1]) and not torch.is_grad_enabled() and _value_checks_enabled():
+            # Eager inference without a mask (the GPU's path): divided in place by the periodic envelope, a few
+            # kernels instead of some twenty to build and apply a whole-length one; small inputs on a GPU are bound
+            # by kernel launches. The same values as below (and as `synthesize_tiles`), bit for bit.
+            self._divide_unmasked_(audio.view(audio.shape[0], -1, self.hop_length), frames.shape[1])
+            audio = audio[:, self.trim : audio.shape[-1] - self.trim]
+            return audio if audio.is_contiguous() else audio.contiguous()
         envelope = self.window_envelope(frame_mask, frames.shape[1])
         end = audio.shape[-1] - self.trim
         return self.normalize(audio[:, self.trim : end], envelope[:, self.trim : end])
+
+    def _periodic_envelope(self, num_frames: int) -> bool:
+        """Whether an unmasked envelope of `num_frames` frames is periodic between its first and last `carry` blocks
+        of `hop_length` samples (`carry = n_fft // hop_length - 1`, the frames' overlap)."""
+        return self.n_fft % self.hop_length == 0 and num_frames >= 2 * (self.n_fft // self.hop_length - 1)
+
+    def _divide_unmasked_(self, blocks: torch.Tensor, num_frames: int) -> None:
+        """Divide the overlap-added audio of `num_frames` unmasked frames, as hop-sized blocks (batch, num_frames +
+        carry, hop_length), by the window envelope, in place: its first and last `carry` blocks are those of a
+        2 * carry-frame envelope, every block between is its middle block. That short envelope (with 1 where no frame
+        covers a sample, which is then set to 0, as `normalize` does) is made once per device."""
+        carry = self.n_fft // self.hop_length - 1
+        device = blocks.device
+        if self._edge_envelope is None or self._edge_envelope[0] != device:
+            with torch.inference_mode(False), torch.no_grad():
+                short = self.window_envelope(None, 2 * carry).to(device).view(-1, self.hop_length)
+                covered = short > _ENVELOPE_FLOOR
+                divisor = torch.where(covered, short, 1.0)
+                parts = (slice(0, carry), slice(carry, carry + 1), slice(2 * carry, 3 * carry))
+                uncovered = [None if bool(covered[rows].all()) else ~covered[rows] for rows in parts]
+            self._edge_envelope = (device, divisor, uncovered)
+        _, divisor, uncovered = self._edge_envelope
+        for part, rows, zero in zip(
+            (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]),
+            (divisor[:carry], divisor[carry], divisor[2 * carry :]),
+            (uncovered[0], None if uncovered[1] is None else uncovered[1][0], uncovered[2]),
+        ):
+            part.div_(rows)
+            if zero is not None:
+                part.masked_fill_(zero, 0.0)
 
     def synthesize_tiles(
         self,
@@ -584,13 +622,9 @@ class VocosISTFT(nn.Module):
             buffer[:, :carry] = buffer[:, count : count + carry].clone()
             start = stop
         audio = blocks.view(batch_size, -1)
-        if frame_mask is None and num_frames >= 2 * carry:
-            # Without a mask the envelope is periodic between the first and last `carry` blocks: those of a
-            # 2 * carry-frame envelope, computed exactly, instead of a whole-length one.
-            short = self.window_envelope(None, 2 * carry).view(-1, hop)
-            self._divide_(blocks[:, :carry], short[:carry])
-            self._divide_(blocks[:, carry:num_frames], short[carry])
-            self._divide_(blocks[:, num_frames:], short[2 * carry :])
+        if frame_mask is None and self._periodic_envelope(num_frames):
+            # Without a mask the envelope is periodic between the first and last `carry` blocks.
+            self._divide_unmasked_(blocks, num_frames)
         else:
             self._divide_(audio, self.window_envelope(frame_mask, num_frames))
         audio = audio[:, self.trim : audio.shape[-1] - self.trim]
@@ -1025,11 +1059,10 @@ def check_codes(config: VocosConfig, codes, bandwidth) -> torch.Tensor:
         )
     if codes.shape[-1] == 0:
         raise ValueError("`codes` has 0 frames; expected at least one frame.")
-    if codes.numel() and _value_checks_enabled() and (int(codes.min()) < 0 or int(codes.max()) >= config.codebook_size):
-        raise ValueError(
-            f"`codes` values must lie in [0, {config.codebook_size}), got values in "
-            f"[{int(codes.min())}, {int(codes.max())}]."
-        )
+    if codes.numel() and _value_checks_enabled():
+        low, high = torch.stack(torch.aminmax(codes)).tolist()  # one pass, one copy to the host
+        if low < 0 or high >= config.codebook_size:
+            raise ValueError(f"`codes` values must lie in [0, {config.codebook_size}), got values in [{low}, {high}].")
     return codes.long()
 
 
