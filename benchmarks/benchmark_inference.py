@@ -738,27 +738,37 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _reset_peak_memory(device: torch.device) -> None:
+def _reset_peak_memory(device: torch.device) -> int:
+    """Start a peak-memory measurement; returns the device memory already allocated (weights, inputs)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    return 0
 
 
-def _peak_memory(device: torch.device) -> str:
+def _peak_memory(device: torch.device, resident: int) -> str:
+    """The call's peak working memory: the peak allocated since `_reset_peak_memory`, less what was resident."""
     if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB"
+        return f"{(torch.cuda.max_memory_allocated(device) - resident) / 2**20:.0f} MB"
     return "n/a"
 
 
 def accelerator_section(args, lines: list) -> None:
     """On `--device` (a GPU): the original in float32 against ours in float32, float16 and bfloat16 over a batch sweep,
-    each call timed to the device's completion (synchronised), with our peak device memory and each half-precision
-    output's SNR against our float32 output. Configurations that do not fit in memory are reported as such."""
+    each call timed to the device's completion (synchronised), with our peak working memory on the device (above the
+    weights and inputs already there) and each half-precision output's SNR against our float32 output.
+    Configurations that do not fit in memory are reported as such."""
     device = torch.device(args.device)
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     for variant in args.models:
         original, ours = build_pair(variant)
         original.to(device)
         models = {name: copy_of(ours, dtype, device) for name, dtype in dtypes.items()}
+        for mode in args.gpu_compile:
+            # One compile for every shape (dynamic), done by the warm-up call of the first configuration;
+            # "reduce-overhead" also records a CUDA graph per shape (on its first calls) and replays it.
+            name = "fp16 compiled" if mode == "default" else f"fp16 compiled ({mode})"
+            models[name] = torch.compile(copy_of(ours, torch.float16, device), mode=mode, dynamic=True)
         for seconds in args.durations:
             for batch_size in args.gpu_batch_sizes:
                 inputs = {
@@ -777,8 +787,10 @@ def accelerator_section(args, lines: list) -> None:
                         times = interleaved(functions, args.repeats)
                         outputs = {}
                         for name, model in models.items():
-                            _reset_peak_memory(device)
-                            outputs[name] = (model(**inputs).audio.float(), _peak_memory(device))
+                            resident = _reset_peak_memory(device)
+                            output = model(**inputs).audio
+                            # (cloned: a CUDA graph's replay would write over its output)
+                            outputs[name] = (output.float().clone(), _peak_memory(device, resident))
                             _synchronize(device)
                 except torch.OutOfMemoryError:
                     lines.append(f"| {variant} | {audio} | | | | | | | out of device memory |")
@@ -819,6 +831,10 @@ def main() -> None:
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--device", default="cpu", help="device of the `accelerator` section, e.g. cuda (the others run on the CPU)")
     parser.add_argument("--gpu-batch-sizes", nargs="+", type=int, default=[1, 4, 16, 64], help="batch sweep of the `accelerator` section")
+    parser.add_argument(
+        "--gpu-compile", nargs="*", default=[], choices=["default", "reduce-overhead"], metavar="MODE",
+        help="the `accelerator` section adds a float16 model compiled in each torch.compile MODE (default, reduce-overhead)",
+    )
     parser.add_argument("--memory-probe", choices=["stream", "decode_chunked", "forward"], help=argparse.SUPPRESS)
     parser.add_argument("--minutes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--feature-probe", choices=["librosa", "ours", "mixed"], help=argparse.SUPPRESS)
@@ -892,7 +908,7 @@ def main() -> None:
         ),
         ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
         ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
-        ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak memory | note |", "|---|---|---|---|---|---|---|---|---|"),
+        ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak working memory | note |", "|---|---|---|---|---|---|---|---|---|"),
     ]
     for name, function, header, rule in sections:
         if name not in args.sections:
