@@ -106,23 +106,28 @@ def _row_norm(norm: nn.Module, bandwidth_id: torch.Tensor | None):
 _MLP_TILE_FRAMES = 1024
 
 
+def _tracing() -> bool:
+    """Whether torch.compile, export or the JIT tracer is tracing the model (rather than running it eagerly)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def _eager_inference() -> bool:
+    """Eager inference: not tracing, no autograd. Only then may results be computed in place or from cached values."""
+    return not (_tracing() or torch.is_grad_enabled())
+
+
 def _tiled_cpu_inference(hidden_states: torch.Tensor) -> bool:
     """Whether to run frame-wise work over tiles of frames: eager CPU inference only. Training keeps whole-sequence
     ops (autograd), accelerators gain nothing, and compile, export and tracing need a graph whose size does not
     depend on the input's length."""
-    return not (
-        torch.compiler.is_compiling()
-        or torch.jit.is_tracing()
-        or torch.is_grad_enabled()
-        or hidden_states.device.type != "cpu"
-    )
+    return _eager_inference() and hidden_states.device.type == "cpu"
 
 
 def _value_checks_enabled() -> bool:
     """Whether to run the input checks that read tensor values (finite features, codes in range, the mask's form).
     They bring values to the host, so they are skipped while torch.compile or export traces the model: each would be
     a graph break, and `torch.compile(model, fullgraph=True)` would fail. Shapes and dtypes are checked either way."""
-    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+    return not _tracing()
 
 
 @functools.cache
@@ -431,7 +436,7 @@ class VocosISTFT(nn.Module):
         # Derived from the config, so not saved; `_init_weights` refills it after a meta-device load.
         self.register_buffer("window", self.make_window(), persistent=False)
         self.dft_basis = None
-        self._edge_envelope = None  # (device, divisor, uncovered parts): see `_divide_unmasked_`
+        self._edge_envelope = None  # (device, [(divisor, uncovered or None)] x 3): see `_divide_unmasked_`
 
     @property
     def use_dft_matmul(self) -> bool:
@@ -534,7 +539,7 @@ class VocosISTFT(nn.Module):
         """Windowed frames (batch, frames, n_fft), zero where masked -> audio (batch, config.num_samples(frames)): overlap-add,
         trim, and divide by the window envelope of the frames present."""
         audio = self.overlap_add(frames)
-        if frame_mask is None and self._periodic_envelope(frames.shape[1]) and not torch.is_grad_enabled() and _value_checks_enabled():
+        if frame_mask is None and self._periodic_envelope(frames.shape[1]) and _eager_inference():
             # Eager inference without a mask (the GPU's path): divided in place by the periodic envelope, a few
             # kernels instead of some twenty to build and apply a whole-length one; small inputs on a GPU are bound
             # by kernel launches. The same values as below (and as `synthesize_tiles`), bit for bit.
@@ -556,24 +561,20 @@ class VocosISTFT(nn.Module):
         2 * carry-frame envelope, every block between is its middle block. That short envelope (with 1 where no frame
         covers a sample, which is then set to 0, as `normalize` does) is made once per device."""
         carry = self.n_fft // self.hop_length - 1
-        device = blocks.device
-        if self._edge_envelope is None or self._edge_envelope[0] != device:
+        if self._edge_envelope is None or self._edge_envelope[0] != blocks.device:
             with torch.inference_mode(False), torch.no_grad():
-                short = self.window_envelope(None, 2 * carry).to(device).view(-1, self.hop_length)
-                covered = short > _ENVELOPE_FLOOR
-                divisor = torch.where(covered, short, 1.0)
-                parts = (slice(0, carry), slice(carry, carry + 1), slice(2 * carry, 3 * carry))
-                uncovered = [None if bool(covered[rows].all()) else ~covered[rows] for rows in parts]
-            self._edge_envelope = (device, divisor, uncovered)
-        _, divisor, uncovered = self._edge_envelope
-        for part, rows, zero in zip(
-            (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]),
-            (divisor[:carry], divisor[carry], divisor[2 * carry :]),
-            (uncovered[0], None if uncovered[1] is None else uncovered[1][0], uncovered[2]),
+                short = self.window_envelope(None, 2 * carry).to(blocks.device).view(-1, self.hop_length)
+                parts = []
+                for rows in (short[:carry], short[carry], short[2 * carry :]):  # first blocks, any middle one, last
+                    covered = rows > _ENVELOPE_FLOOR
+                    parts.append((torch.where(covered, rows, 1.0), None if bool(covered.all()) else ~covered))
+            self._edge_envelope = (blocks.device, parts)
+        for part, (divisor, uncovered) in zip(
+            (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]), self._edge_envelope[1]
         ):
-            part.div_(rows)
-            if zero is not None:
-                part.masked_fill_(zero, 0.0)
+            part.div_(divisor)
+            if uncovered is not None:
+                part.masked_fill_(uncovered, 0.0)
 
     def synthesize_tiles(
         self,
