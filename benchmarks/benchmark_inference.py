@@ -43,7 +43,7 @@ from hf_vocos.feature_extraction_vocos import usable_device  # noqa: E402
 BANDWIDTH = 6.0
 SECTIONS = [
     "speed", "targets", "page-faults", "ceiling", "op-times", "packing", "features", "feature-stages", "feature-alternatives", "feature-interference",
-    "streaming", "memory", "onnx", "accelerator",
+    "streaming", "memory", "onnx", "accelerator", "stages",
 ]
 
 
@@ -808,6 +808,45 @@ def accelerator_section(args, lines: list) -> None:
                     print(lines[-1], flush=True)
 
 
+def stages_section(args, lines: list) -> None:
+    """Where a float32 forward's time goes on `--device`, each part timed to the device's completion: input checks,
+    backbone, head (up to windowed frames), inverse STFT's overlap-add and normalisation, against the original's
+    backbone and head (mel). On a GPU, small inputs show the host's cost per part (docs/benchmarks.md, "GPU")."""
+    device = torch.device(args.device)
+    for variant in args.models:
+        original, ours = build_pair(variant)
+        original.to(device)
+        model = copy_of(ours, torch.float32, device)
+        for seconds in args.durations:
+            for batch_size in args.gpu_batch_sizes:
+                inputs = {
+                    key: value.to(device) if isinstance(value, torch.Tensor) else value
+                    for key, value in make_inputs(ours, seconds, batch_size).items()
+                }
+                with torch.inference_mode():
+                    features, frame_mask, bandwidth_id = model.prepare_inputs(**inputs)
+                    hidden = model.backbone(features, frame_mask, bandwidth_id)
+                    frames = model.hidden_to_frames(hidden, frame_mask)
+                    parts = {
+                        "original forward": original_call(original, ours, inputs),
+                        "ours forward": lambda: model(**inputs),
+                        "ours input checks": lambda: model.prepare_inputs(**inputs),
+                        "ours backbone": lambda: model.backbone(features, frame_mask, bandwidth_id),
+                        "ours head": lambda: model.hidden_to_frames(hidden, frame_mask),
+                        "ours synthesize": lambda: model.head.istft.synthesize(frames, frame_mask),
+                    }
+                    if variant == "mel":
+                        original_hidden = original.backbone(inputs["input_features"])
+                        parts["original backbone"] = lambda: original.backbone(inputs["input_features"])
+                        parts["original head"] = lambda: original.head(original_hidden)
+                    times = interleaved(
+                        {name: (lambda f=f: (f(), _synchronize(device))) for name, f in parts.items()}, args.repeats
+                    )
+                for name, taken in times.items():
+                    lines.append(f"| {variant} | {seconds:g} s x {batch_size} | {name} | {taken * 1000:.3f} |")
+                    print(lines[-1], flush=True)
+
+
 def print_row(row: dict) -> None:
     print(
         f"| {row['model']} | {row['audio']} | {row['variant']} | {row['original ms']:.0f} | {row['ours ms']:.0f} | "
@@ -825,12 +864,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument(
-        "--sections", nargs="+", choices=SECTIONS, default=[name for name in SECTIONS if name != "accelerator"],
-        help="tables to measure (default: all but `accelerator`, which needs --device)",
+        "--sections", nargs="+", choices=SECTIONS, default=[name for name in SECTIONS if name not in ("accelerator", "stages")],
+        help="tables to measure (default: all but `accelerator` and `stages`, which are for --device)",
     )
     parser.add_argument("--markdown", help="also write the tables to this file")
-    parser.add_argument("--device", default="cpu", help="device of the `accelerator` section, e.g. cuda (the others run on the CPU)")
-    parser.add_argument("--gpu-batch-sizes", nargs="+", type=int, default=[1, 4, 16, 64], help="batch sweep of the `accelerator` section")
+    parser.add_argument("--device", default="cpu", help="device of the `accelerator` and `stages` sections, e.g. cuda (the others run on the CPU)")
+    parser.add_argument("--gpu-batch-sizes", nargs="+", type=int, default=[1, 4, 16, 64], help="batch sweep of the `accelerator` and `stages` sections")
     parser.add_argument(
         "--gpu-compile", nargs="*", default=[], choices=["default", "reduce-overhead"], metavar="MODE",
         help="the `accelerator` section adds a float16 model compiled in each torch.compile MODE (default, reduce-overhead)",
@@ -908,6 +947,7 @@ def main() -> None:
         ),
         ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
         ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
+        ("stages", stages_section, "| model | audio | part | ms |", "|---|---|---|---|"),
         ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak working memory | note |", "|---|---|---|---|---|---|---|---|---|"),
     ]
     for name, function, header, rule in sections:

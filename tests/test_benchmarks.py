@@ -140,3 +140,24 @@ def test_fault_probe_reports_faults_and_time(which):
 def test_bad_arguments_are_refused_before_any_run(args, message):
     result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+
+
+def test_stages_section_runs_on_the_cpu(tmp_path):
+    """The per-part breakdown of a forward (what found the GPU's per-call envelope cost), on one tiny configuration."""
+    if importlib.util.find_spec("vocos") is None:
+        pytest.skip("the original vocos package is not installed")
+    table = tmp_path / "table.md"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sections", "stages", "--device", "cpu", "--models", "mel",
+         "--durations", "0.5", "--gpu-batch-sizes", "1", "--repeats", "1", "--markdown", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split(" | ") for line in table.read_text().splitlines() if line.startswith("| mel | 0.5 s x 1 |")]
+    assert [row[2] for row in rows] == [
+        "original forward", "ours forward", "ours input checks", "ours backbone", "ours head", "ours synthesize",
+        "original backbone", "original head",
+    ]
+    assert all(float(row[3].rstrip(" |")) > 0 for row in rows)
