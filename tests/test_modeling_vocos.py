@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import RELEASE_ENCODEC, SMALL_ENCODEC, SMALL_MEL, randomize_, speech_like
-from reference import build_encodec_vocos, build_mel_vocos, decode_features, encodec_codes
+from reference import build_encodec_vocos, build_mel_vocos, decode_codes, decode_features, encodec_codes
 from transformers import AutoModel
 
 from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosOutput
@@ -362,6 +362,63 @@ def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
     model.head.istft.use_dft_matmul = True
     with torch.no_grad():
         torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["mel", "encodec"])
+def test_accelerator_inference_path_equals_the_original(monkeypatch, mel_pair, encodec_pair, variant):
+    """Eager inference off the CPU runs whole-sequence ops (no tiles), makes the spectrum complex in one
+    `torch.polar` and overlap-adds by one fold; the EnCodec model's norms take their bandwidth rows as views (no
+    lookup kernels). This is the GPU's path, run here on the CPU: it must give the original's audio, both variants,
+    without one embedding lookup in the norms."""
+    import hf_vocos.modeling_vocos as modeling
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    original, ours = mel_pair if variant == "mel" else encodec_pair
+    audio = torch.from_numpy(np.stack([speech_like(24000, seed=6), speech_like(24000, seed=7)]))
+    if variant == "mel":
+        features = VocosFeatureExtractor()(audio.numpy(), sampling_rate=24000)["input_features"]
+        inputs = {"input_features": torch.from_numpy(features)}
+        expected = decode_features(original, inputs["input_features"])
+    else:
+        codes = encodec_codes(original.feature_extractor.encodec, audio, 6.0)
+        inputs = {"codes": codes, "bandwidth": 6.0}
+        expected = decode_codes(original, codes, BANDWIDTHS.index(6.0))
+    monkeypatch.setattr(modeling, "_tiled_cpu_inference", lambda tensor: False)
+    monkeypatch.setattr(modeling, "_accelerator_inference", lambda tensor: modeling._eager_inference())
+    ops = Ops()
+    with torch.inference_mode(), ops:
+        output = ours(**inputs).audio
+    torch.testing.assert_close(output, expected, rtol=0, atol=1e-5)
+    assert "polar" in ops.names and "fft_irfft" in ops.names and "col2im" in ops.names  # (the fold)
+    assert "pad" not in ops.names
+    assert ops.names.count("embedding") == 0
+
+
+def test_bandwidth_rows_as_views_equal_the_lookup():
+    """`bandwidth_id` is a CPU tensor; the adaptive norms then take their rows as views. An index on another device
+    (or while tracing) goes through the embedding lookup: the same rows. A row out of range is refused, not wrapped
+    around as Python indexing would."""
+    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=21)
+    norm = model.backbone.norm
+    for bandwidth, row in zip(model.config.bandwidths, range(len(model.config.bandwidths))):
+        bandwidth_id = model.bandwidth_id(bandwidth)
+        assert bandwidth_id.device.type == "cpu" and bandwidth_id.tolist() == [row]
+        scale, shift = norm.affine(bandwidth_id)
+        assert scale.data_ptr() == norm.scale.weight[row].data_ptr()  # a view: nothing looked up
+        torch.testing.assert_close(scale, norm.scale(torch.tensor([row]))[0], rtol=0, atol=0)
+        torch.testing.assert_close(shift, norm.shift(torch.tensor([row]))[0], rtol=0, atol=0)
+    for bad in (-1, len(model.config.bandwidths)):
+        with pytest.raises(ValueError, match=rf"`bandwidth_id` must be a bandwidth row from 0 to 3, got {bad}"):
+            norm.affine(torch.tensor([bad]))
 
 
 def test_packed_weights_follow_weight_changes():

@@ -67,7 +67,18 @@ class VocosAdaptiveLayerNorm(nn.Module):
 
     def affine(self, bandwidth_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer norm's weight and bias for `bandwidth_id` ((1,), one bandwidth for the whole call): its scale and
-        shift rows."""
+        shift rows. An index held on the CPU (what `VocosModel.bandwidth_id` gives outside tracing) picks them as views
+        of the tables, read on the host: no lookup kernels and no copy of the index to the device (small calls on a
+        GPU are bound by kernel launches). Otherwise (an index on the device; tracing, where it stays a graph input)
+        they are looked up, with the same values."""
+        if bandwidth_id.device.type == "cpu" and bandwidth_id.numel() == 1 and not _tracing():
+            index = int(bandwidth_id)
+            if not 0 <= index < self.scale.num_embeddings:
+                raise ValueError(
+                    f"`bandwidth_id` must be a bandwidth row from 0 to {self.scale.num_embeddings - 1}, got {index}."
+                )
+            return self.scale.weight[index], self.shift.weight[index]
+        bandwidth_id = bandwidth_id.to(self.scale.weight.device)
         return self.scale(bandwidth_id)[0], self.shift(bandwidth_id)[0]
 
     def forward(self, hidden_states: torch.Tensor, bandwidth_id: torch.Tensor) -> torch.Tensor:
@@ -121,6 +132,12 @@ def _tiled_cpu_inference(hidden_states: torch.Tensor) -> bool:
     ops (autograd), accelerators gain nothing, and compile, export and tracing need a graph whose size does not
     depend on the input's length."""
     return _eager_inference() and hidden_states.device.type == "cpu"
+
+
+def _accelerator_inference(tensor: torch.Tensor) -> bool:
+    """Eager inference off the CPU (a GPU's): whole-sequence ops, and the fewest kernels that compute them, since small
+    calls there are bound by kernel launches, not by the device."""
+    return _eager_inference() and tensor.device.type != "cpu"
 
 
 def _value_checks_enabled() -> bool:
@@ -502,8 +519,11 @@ class VocosISTFT(nn.Module):
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """Sum frames (batch, frames, n_fft) placed `hop_length` apart: (batch, (frames - 1) * hop_length + n_fft)."""
         batch_size, num_frames, _ = frames.shape
-        if self.n_fft % self.hop_length == 0:
+        if self.n_fft % self.hop_length == 0 and not _accelerator_inference(frames):
             # Frame f's r-th hop-sized piece lands on output block f + r: R shifted additions of (batch, frames, hop).
+            # (Eager inference on an accelerator folds instead: one kernel, not 2R - 1, for calls bound by kernel
+            # launches; the sums then run in another order, equal to float32 rounding. Traced graphs keep the
+            # additions, which ONNX export needs.)
             pieces = self.n_fft // self.hop_length
             split = frames.reshape(batch_size, num_frames, pieces, self.hop_length)
             total = None
@@ -542,7 +562,7 @@ class VocosISTFT(nn.Module):
         if frame_mask is None and self._periodic_envelope(frames.shape[1]) and _eager_inference():
             # Eager inference without a mask (the GPU's path): divided in place by the periodic envelope, a few
             # kernels instead of some twenty to build and apply a whole-length one; small inputs on a GPU are bound
-            # by kernel launches. The same values as below (and as `synthesize_tiles`), bit for bit.
+            # by kernel launches. The same values as below (and, on the CPU, as `synthesize_tiles`), bit for bit.
             self._divide_unmasked_(audio.view(audio.shape[0], -1, self.hop_length), frames.shape[1])
             audio = audio[:, self.trim : audio.shape[-1] - self.trim]
             return audio if audio.is_contiguous() else audio.contiguous()
@@ -565,9 +585,16 @@ class VocosISTFT(nn.Module):
             with torch.inference_mode(False), torch.no_grad():
                 short = self.window_envelope(None, 2 * carry).to(blocks.device).view(-1, self.hop_length)
                 parts = []
-                for rows in (short[:carry], short[carry], short[2 * carry :]):  # first blocks, any middle one, last
+                # Samples no frame covers but that the trim removes anyway (the edges' first and last) need no zeroing.
+                trimmed = torch.zeros(short.shape, dtype=torch.bool, device=short.device)
+                trimmed.view(-1)[: self.trim] = True
+                trimmed.view(-1)[trimmed.numel() - self.trim :] = True
+                for rows, cut in zip(
+                    (short[:carry], short[carry], short[2 * carry :]),  # first blocks, any middle one, last
+                    (trimmed[:carry], torch.zeros_like(trimmed[carry]), trimmed[2 * carry :]),
+                ):
                     covered = rows > _ENVELOPE_FLOOR
-                    parts.append((torch.where(covered, rows, 1.0), None if bool(covered.all()) else ~covered))
+                    parts.append((torch.where(covered, rows, 1.0), None if bool((covered | cut).all()) else ~covered))
             self._edge_envelope = (blocks.device, parts)
         for part, (divisor, uncovered) in zip(
             (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]), self._edge_envelope[1]
@@ -683,6 +710,15 @@ class VocosISTFTHead(nn.Module):
         magnitude = torch.exp(log_magnitude).clip(max=self.max_magnitude)
         return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
 
+    def _complex_spectrum(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """`spectrum` as one complex64 tensor, for eager inference off the CPU (small calls on a GPU are bound by
+        kernel launches): one product for both halves, exp and clamp in place, `torch.polar` for magnitude x (cos +
+        i sin): five kernels instead of the nine of the parts then `torch.complex`. (On the CPU `torch.polar` is not
+        vectorised; CPU inference makes its spectrum a tile at a time instead.) The same values to float32
+        rounding."""
+        log_magnitude, phase = self.out(hidden_states).float().chunk(2, dim=-1)
+        return torch.polar(log_magnitude.exp_().clamp_(max=self.max_magnitude), phase)
+
     def _projection_halves(self, hidden_states: torch.Tensor, packed: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The projection's log-magnitude and phase halves, in the model's dtype: two products on row slices of the
         same weight, so each half comes out contiguous and exp/cos/sin run vectorised instead of on a strided half of
@@ -718,7 +754,8 @@ class VocosCodebookEmbedding(nn.Module):
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: (num_quantizers, batch, frames) integers. Returns (batch, codebook_dim, frames)."""
         num_quantizers, batch_size, num_frames = codes.shape
-        offsets = torch.arange(num_quantizers, device=codes.device) * self.codebook_size
+        size = self.codebook_size
+        offsets = torch.arange(0, num_quantizers * size, size, device=codes.device)
         # One bag of num_quantizers rows per frame, summed without materialising every embedding.
         rows = (codes + offsets[:, None, None]).permute(1, 2, 0).reshape(-1, num_quantizers)
         embeddings = nn.functional.embedding_bag(rows, self.weight, mode="sum")
@@ -907,6 +944,9 @@ class VocosModel(VocosPreTrainedModel):
             for start in range(0, num_frames, _MLP_TILE_FRAMES):
                 stop = min(start + _MLP_TILE_FRAMES, num_frames)
                 make_frames(start, stop, frames[:, start:stop])
+        elif _accelerator_inference(hidden_states) and not self.head.istft.use_dft_matmul:
+            # The spectrum made complex in one step: fewer kernels (docs/benchmarks.md, "GPU").
+            frames = self.head.istft._inverse_fft(self.head._complex_spectrum(hidden_states))
         else:
             real, imag = self.head.spectrum(hidden_states)
             frames = self.head.istft.frames(real, imag)
@@ -996,10 +1036,14 @@ class VocosModel(VocosPreTrainedModel):
         return self.codebook_embedding(codes.to(device=self.codebook_embedding.weight.device))
 
     def bandwidth_id(self, bandwidth: float | torch.Tensor | None) -> torch.Tensor | None:
-        """The adaptive-norm row for `bandwidth` (kbps) as a tensor `(1,)`, or None when the norms are not
-        bandwidth-conditioned. Raises `ValueError` for a missing or unknown bandwidth."""
+        """The adaptive-norm row for `bandwidth` (kbps) as an int64 tensor `(1,)`, or None when the norms are not
+        bandwidth-conditioned. Raises `ValueError` for a missing or unknown bandwidth. The tensor is on the CPU,
+        whatever the model's device: the norms then take their rows as views (no lookup on the device); while
+        torch.compile or export traces the model, it is on the model's device, an input of the graph."""
         index = check_bandwidth(self.config, bandwidth)
-        return None if index is None else torch.tensor([index], device=self.device)
+        if index is None:
+            return None
+        return torch.tensor([index], device=self.device if _tracing() else "cpu")
 
     def _check_features(self, input_features) -> torch.Tensor:
         return check_features(self.config, input_features).to(device=self.device, dtype=self.dtype)
