@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import platform
@@ -43,7 +44,7 @@ from hf_vocos.feature_extraction_vocos import usable_device  # noqa: E402
 BANDWIDTH = 6.0
 SECTIONS = [
     "speed", "targets", "page-faults", "ceiling", "op-times", "packing", "features", "feature-stages", "feature-alternatives", "feature-interference",
-    "streaming", "memory", "onnx", "accelerator", "stages",
+    "streaming", "memory", "onnx", "kernels", "accelerator", "stages",
 ]
 
 
@@ -847,6 +848,69 @@ def stages_section(args, lines: list) -> None:
                     print(lines[-1], flush=True)
 
 
+class KernelCounter(TorchDispatchMode):
+    """Counts the operators a call dispatches that compute something (each launches a kernel on a GPU), apart from
+    views and host-side reads (which only cost the host's time): an operator is a view when all its outputs share
+    storage with an input and it mutates nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernels = collections.Counter()
+        self.views = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        inputs = [value for value in (*args, *(kwargs or {}).values()) if isinstance(value, torch.Tensor)]
+        outputs = [value for value in (result if isinstance(result, (tuple, list)) else [result]) if isinstance(value, torch.Tensor)]
+        storages = {tensor.untyped_storage().data_ptr() for tensor in inputs if tensor.numel()}
+        if not outputs or (
+            not func._schema.is_mutable and all(tensor.untyped_storage().data_ptr() in storages for tensor in outputs)
+        ):
+            self.views += 1
+        else:
+            self.kernels[func.overloadpacket.__name__] += 1
+        return result
+
+
+def kernel_section(args, lines: list) -> None:
+    """Kernels a float32 forward launches, ours against the original, at batch 1 on `--device`. On the CPU ours runs
+    its accelerator path (the CPU's tiling turned off), so the count is what a GPU would launch; a kernel costs the
+    host a few microseconds to launch, which is what small calls on a GPU are bound by (docs/benchmarks.md, "GPU")."""
+    from unittest import mock
+
+    import hf_vocos.modeling_vocos as modeling
+
+    device = torch.device(args.device)
+    patches = []
+    if device.type == "cpu":
+        patches = [
+            mock.patch.object(modeling, "_tiled_cpu_inference", lambda tensor: False),
+            mock.patch.object(modeling, "_accelerator_inference", lambda tensor: modeling._eager_inference()),
+        ]
+    for variant in args.models:
+        original, ours = build_pair(variant)
+        original.to(device)
+        model = copy_of(ours, torch.float32, device)
+        for seconds in args.durations:
+            inputs = {
+                key: value.to(device) if isinstance(value, torch.Tensor) else value
+                for key, value in make_inputs(ours, seconds, 1).items()
+            }
+            for name, call in (("original", original_call(original, ours, inputs)), ("ours", lambda: model(**inputs))):
+                counter = KernelCounter()
+                with torch.inference_mode(), contextlib.ExitStack() as stack:
+                    for patch in patches if name == "ours" else []:
+                        stack.enter_context(patch)
+                    call()  # (caches made on a first call are not counted)
+                    with counter:
+                        call()
+                top = ", ".join(f"{op} {count}" for op, count in counter.kernels.most_common())
+                lines.append(
+                    f"| {variant} | {seconds:g} s x 1 | {name} | {sum(counter.kernels.values())} | {counter.views} | {top} |"
+                )
+                print(lines[-1], flush=True)
+
+
 def print_row(row: dict) -> None:
     print(
         f"| {row['model']} | {row['audio']} | {row['variant']} | {row['original ms']:.0f} | {row['ours ms']:.0f} | "
@@ -948,6 +1012,7 @@ def main() -> None:
         ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
         ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
         ("stages", stages_section, "| model | audio | part | ms |", "|---|---|---|---|"),
+        ("kernels", kernel_section, "| model | audio | implementation | kernels | views | kernels by operator |", "|---|---|---|---|---|---|"),
         ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak working memory | note |", "|---|---|---|---|---|---|---|---|---|"),
     ]
     for name, function, header, rule in sections:

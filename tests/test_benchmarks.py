@@ -161,3 +161,26 @@ def test_stages_section_runs_on_the_cpu(tmp_path):
         "original backbone", "original head",
     ]
     assert all(float(row[3].rstrip(" |")) > 0 for row in rows)
+
+
+def test_kernel_section_counts_the_accelerator_path_on_the_cpu(tmp_path):
+    """The kernel count of a forward: on the CPU, ours runs its accelerator path (one fold, one polar, no tiles), and
+    the EnCodec norms look nothing up."""
+    if importlib.util.find_spec("vocos") is None:
+        pytest.skip("the original vocos package is not installed")
+    table = tmp_path / "table.md"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sections", "kernels", "--models", "encodec", "--durations", "0.5",
+         "--markdown", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {
+        row[2]: row for row in (line.split(" | ") for line in table.read_text().splitlines()) if row[0] == "| encodec"
+    }
+    assert set(rows) == {"original", "ours"}
+    ours = rows["ours"][5]
+    assert "col2im 1" in ours and "polar 1" in ours and "embedding " not in ours
+    assert int(rows["ours"][3]) < int(rows["original"][3])  # the original looks up 19 norm rows, among others
