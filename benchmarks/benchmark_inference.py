@@ -89,8 +89,8 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 
 def matmul_workload(model: VocosModel, frames: int):
     """The model's matmuls alone, at the shapes it runs them, back to back: the input convolution as a
-    (frames, channels x kernel) @ (channels x kernel, hidden) product, each block's two MLP matmuls over 1024-frame
-    tiles, the head's projection as its two halves over the same tiles. Its time is the floor the machine's matmul
+    (frames, channels x kernel) @ (channels x kernel, hidden) product, each block's two MLP matmuls over the model's
+    tiles of frames, the head's projection as its two halves over the same tiles. Its time is the floor the machine's matmul
     throughput sets; returns (call, FLOPs)."""
     config, dtype = model.config, model.dtype
     generator = torch.Generator().manual_seed(0)
@@ -98,7 +98,9 @@ def matmul_workload(model: VocosModel, frames: int):
     embed_weight = model.backbone.embed.weight.reshape(config.hidden_size, -1).t()
     hidden = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
     inner = torch.randn(frames, config.intermediate_size, generator=generator).to(dtype)
-    tiles = [(start, min(start + 1024, frames)) for start in range(0, frames, 1024)]
+    from hf_vocos.modeling_vocos import _MLP_TILE_FRAMES as tile
+
+    tiles = [(start, min(start + tile, frames)) for start in range(0, frames, tile)]
     flops = 2 * frames * embed_weight.shape[0] * embed_weight.shape[1]
     flops += len(model.backbone.convnext) * 4 * frames * config.hidden_size * config.intermediate_size
     flops += 2 * frames * config.hidden_size * (config.n_fft + 2)
