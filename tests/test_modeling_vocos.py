@@ -166,6 +166,17 @@ def test_bfloat16_model_keeps_an_exact_float32_istft():
     with torch.no_grad():
         audio = model(input_features=torch.randn(1, 100, 40, generator=generator)).audio
     assert audio.dtype == torch.float32 and bool(torch.isfinite(audio).all())
+    # The exact window is made once (CPU inference asks for it on every tile), not per call...
+    model = VocosModel(VocosConfig(**SMALL_MEL)).to(torch.bfloat16)
+    with torch.inference_mode():
+        model(input_features=torch.randn(1, 100, 40, generator=generator))
+    window = model.head.istft._float_window()
+    assert window.dtype == torch.float32 and torch.equal(window, model.head.istft.make_window())
+    assert model.head.istft._float_window() is window
+    # ... and, though first made under inference mode, autograd can save it (training a cast model).
+    features = torch.randn(1, 100, 40, generator=generator).to(torch.bfloat16).requires_grad_()
+    model(input_features=features).audio.square().sum().backward()
+    assert features.grad is not None and bool(torch.isfinite(features.grad.float()).all())
 
 
 def test_return_dict_false_and_no_grad_needed():

@@ -454,6 +454,7 @@ class VocosISTFT(nn.Module):
         self.register_buffer("window", self.make_window(), persistent=False)
         self.dft_basis = None
         self._edge_envelope = None  # (device, [(divisor, uncovered or None)] x 3): see `_divide_unmasked_`
+        self._window_float32 = None  # the exact window, once the model has been cast: see `_float_window`
 
     @property
     def use_dft_matmul(self) -> bool:
@@ -473,8 +474,17 @@ class VocosISTFT(nn.Module):
     def _float_window(self) -> torch.Tensor:
         window = self.window
         if window.dtype != torch.float32:
-            # The model was cast (e.g. to bfloat16), buffers included; the ISTFT runs in float32 with the exact window.
-            window = self.make_window().to(window.device)
+            # The model was cast (e.g. to bfloat16), buffers included; the ISTFT runs in float32 with the exact window,
+            # made once per device (CPU inference asks for it on every tile) outside inference mode, so that training
+            # may use it too.
+            cached = self._window_float32
+            if cached is None or cached.device != window.device:
+                with torch.inference_mode(False), torch.no_grad():
+                    cached = self.make_window().to(window.device)
+                if _tracing():
+                    return cached
+                self._window_float32 = cached
+            window = cached
         return window
 
     def inverse_dft_basis(self) -> torch.Tensor:
