@@ -430,6 +430,8 @@ def test_bandwidth_rows_as_views_equal_the_lookup():
     for bad in (-1, len(model.config.bandwidths)):
         with pytest.raises(ValueError, match=rf"`bandwidth_id` must be a bandwidth row from 0 to 3, got {bad}"):
             norm.affine(torch.tensor([bad]))
+    with pytest.raises(ValueError, match=r"`bandwidth_id` must hold one bandwidth row \(shape \(1,\)\).*got shape \(2,\)"):
+        norm.affine(torch.tensor([0, 1]))  # the lookup took the first and dropped the rest, silently
 
 
 def test_packed_weights_follow_weight_changes():

@@ -71,7 +71,12 @@ class VocosAdaptiveLayerNorm(nn.Module):
         of the tables, read on the host: no lookup kernels and no copy of the index to the device (small calls on a
         GPU are bound by kernel launches). Otherwise (an index on the device; tracing, where it stays a graph input)
         they are looked up, with the same values."""
-        if bandwidth_id.device.type == "cpu" and bandwidth_id.numel() == 1 and not _tracing():
+        if bandwidth_id.numel() != 1:
+            raise ValueError(
+                f"`bandwidth_id` must hold one bandwidth row (shape (1,)): one bandwidth per call, got shape "
+                f"{tuple(bandwidth_id.shape)}."
+            )
+        if bandwidth_id.device.type == "cpu" and not _tracing():
             index = int(bandwidth_id)
             if not 0 <= index < self.scale.num_embeddings:
                 raise ValueError(
