@@ -12,59 +12,63 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "benchmark_inference.py"
 
 
+def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the benchmark script with `args`; it must succeed."""
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def last_json(*args: str) -> object:
+    """What a probe prints last, as JSON."""
+    return json.loads(run_script(*args).stdout.strip().splitlines()[-1])
+
+
+def section_table(tmp_path: Path, *args: str, timeout: int = 300) -> str:
+    """The markdown the script writes for `args` (sections to run and their options)."""
+    table = tmp_path / "table.md"
+    run_script(*args, "--markdown", str(table), timeout=timeout)
+    return table.read_text()
+
+
+def needs_original() -> None:
+    if importlib.util.find_spec("vocos") is None:  # the original implementation, timed beside ours
+        pytest.skip("the original vocos package is not installed")
+
+
 @pytest.mark.parametrize("library, calls", [("ours", 10), ("librosa", 10), ("mixed", 25)])
 def test_feature_probe_reports_one_time_per_call(library, calls):
     pytest.importorskip("librosa")  # the probes build both libraries' calls
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--feature-probe", library, "--seconds", "1", "--batch", "2", "--repeats", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    times = json.loads(result.stdout.strip().splitlines()[-1])
+    times = last_json("--feature-probe", library, "--seconds", "1", "--batch", "2", "--repeats", "1")
     assert len(times) == calls and all(isinstance(value, float) and 0 < value < 10 for value in times)
 
 
 def test_help_lists_the_sections_and_hides_the_probes():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_script("--help")
     assert "--sections" in result.stdout and "--feature-probe" not in result.stdout  # the probes are internal
 
 
 def test_accelerator_section_runs_on_the_cpu(tmp_path):
     """The GPU table's code path (device placement, synchronised timing, fp16/bf16 rows with their SNR), run on the
     CPU with one tiny configuration, so that a session with a GPU only has to pass `--device cuda`."""
-    if importlib.util.find_spec("vocos") is None:  # the original implementation, timed beside ours
-        pytest.skip("the original vocos package is not installed")
-    table = tmp_path / "table.md"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sections", "accelerator", "--device", "cpu", "--models", "mel",
-         "--durations", "0.5", "--gpu-batch-sizes", "2", "--repeats", "1", "--markdown", str(table)],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    needs_original()
+    text = section_table(
+        tmp_path, "--sections", "accelerator", "--device", "cpu", "--models", "mel", "--durations", "0.5",
+        "--gpu-batch-sizes", "2", "--repeats", "1",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line for line in table.read_text().splitlines() if line.startswith("| mel | 0.5 s x 2 |")]
+    rows = [line for line in text.splitlines() if line.startswith("| mel | 0.5 s x 2 |")]
     assert [row.split(" | ")[2] for row in rows] == ["ours fp32", "ours fp16", "ours bf16"]
     assert "SNR" not in rows[0] and all("dB vs fp32" in row for row in rows[1:])
 
 
 def test_op_times_and_packing_sections_run(tmp_path):
     """The per-operator breakdown (the model's own kernels told apart) and the packed-weights table, on 0.5 s."""
-    if importlib.util.find_spec("vocos") is None:
-        pytest.skip("the original vocos package is not installed")
-    table = tmp_path / "table.md"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sections", "op-times", "packing", "--models", "encodec", "--durations", "0.5",
-         "--repeats", "1", "--markdown", str(table)],
-        capture_output=True,
-        text=True,
+    needs_original()
+    text = section_table(
+        tmp_path, "--sections", "op-times", "packing", "--models", "encodec", "--durations", "0.5", "--repeats", "1",
         timeout=600,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split(" | ") for line in table.read_text().splitlines() if line.startswith("| encodec | 0.5 s |")]
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| encodec | 0.5 s |")]
     operators = {row[3] for row in rows if len(row) == 6}
     assert {"whole forward (untimed / timed)", "conv2d, depthwise", "linear (oneDNN) + residual add"} <= operators
     packing = [row for row in rows if len(row) == 8]
@@ -74,17 +78,9 @@ def test_op_times_and_packing_sections_run(tmp_path):
 
 def test_streaming_section_compares_pushes_with_the_originals_windowed_decode(tmp_path):
     """Per-push time of the streaming decoder against the original decoding each chunk with its context, per chunk."""
-    if importlib.util.find_spec("vocos") is None:
-        pytest.skip("the original vocos package is not installed")
-    table = tmp_path / "table.md"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sections", "streaming", "--repeats", "1", "--markdown", str(table)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split(" | ") for line in table.read_text().splitlines() if " ms of audio) |" in line]
+    needs_original()
+    text = section_table(tmp_path, "--sections", "streaming", "--repeats", "1", timeout=600)
+    rows = [line.split(" | ") for line in text.splitlines() if " ms of audio) |" in line]
     assert [row[0].split()[1] for row in rows] == ["1", "16", "64", "256", "1024"]
     for row in rows:
         original, ours, ratio = (float(cell.rstrip("msx ")) for cell in row[1:4])
@@ -95,16 +91,8 @@ def test_streaming_section_compares_pushes_with_the_originals_windowed_decode(tm
 def test_target_probe_reports_the_three_timings_and_the_snr():
     """The `targets` section's per-process probe (run here on 1 s instead of 60 s): the original's, our float32 and
     our bfloat16 time, and the bfloat16 output's SNR, which must hold the 30 dB bound."""
-    if importlib.util.find_spec("vocos") is None:
-        pytest.skip("the original vocos package is not installed")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--target-probe", "mel", "--seconds", "1", "--repeats", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    run = json.loads(result.stdout.strip().splitlines()[-1])
+    needs_original()
+    run = last_json("--target-probe", "mel", "--seconds", "1", "--repeats", "1")
     assert sorted(run) == ["bf16", "fp32", "original", "snr"]
     assert all(0 < run[key] < 60 for key in ("bf16", "fp32", "original")) and run["snr"] >= 30
 
@@ -112,16 +100,8 @@ def test_target_probe_reports_the_three_timings_and_the_snr():
 @pytest.mark.parametrize("which", ["original", "ours fp32", "ours bf16"])
 def test_fault_probe_reports_faults_and_time(which):
     """The `page-faults` section's per-process probe (1 s instead of 60 s): page faults and time per forward."""
-    if importlib.util.find_spec("vocos") is None:
-        pytest.skip("the original vocos package is not installed")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--fault-probe", "encodec", which, "--seconds", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    run = json.loads(result.stdout.strip().splitlines()[-1])
+    needs_original()
+    run = last_json("--fault-probe", "encodec", which, "--seconds", "1")
     assert sorted(run) == ["faults", "ms"] and run["faults"] >= 0 and 0 < run["ms"] < 60_000
 
 
@@ -144,18 +124,12 @@ def test_bad_arguments_are_refused_before_any_run(args, message):
 
 def test_stages_section_runs_on_the_cpu(tmp_path):
     """The per-part breakdown of a forward (what found the GPU's per-call envelope cost), on one tiny configuration."""
-    if importlib.util.find_spec("vocos") is None:
-        pytest.skip("the original vocos package is not installed")
-    table = tmp_path / "table.md"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sections", "stages", "--device", "cpu", "--models", "mel",
-         "--durations", "0.5", "--gpu-batch-sizes", "1", "--repeats", "1", "--markdown", str(table)],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    needs_original()
+    text = section_table(
+        tmp_path, "--sections", "stages", "--device", "cpu", "--models", "mel", "--durations", "0.5",
+        "--gpu-batch-sizes", "1", "--repeats", "1",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split(" | ") for line in table.read_text().splitlines() if line.startswith("| mel | 0.5 s x 1 |")]
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| mel | 0.5 s x 1 |")]
     assert [row[2] for row in rows] == [
         "original forward", "ours forward", "ours input checks", "ours backbone", "ours head", "ours synthesize",
         "original backbone", "original head",
@@ -166,20 +140,9 @@ def test_stages_section_runs_on_the_cpu(tmp_path):
 def test_kernel_section_counts_the_accelerator_path_on_the_cpu(tmp_path):
     """The kernel count of a forward: on the CPU, ours runs its accelerator path (one fold, one polar, no tiles), and
     the EnCodec norms look nothing up."""
-    if importlib.util.find_spec("vocos") is None:
-        pytest.skip("the original vocos package is not installed")
-    table = tmp_path / "table.md"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sections", "kernels", "--models", "encodec", "--durations", "0.5",
-         "--markdown", str(table)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = {
-        row[2]: row for row in (line.split(" | ") for line in table.read_text().splitlines()) if row[0] == "| encodec"
-    }
+    needs_original()
+    text = section_table(tmp_path, "--sections", "kernels", "--models", "encodec", "--durations", "0.5")
+    rows = {row[2]: row for row in (line.split(" | ") for line in text.splitlines()) if row[0] == "| encodec"}
     assert set(rows) == {"original", "ours"}
     ours = rows["ours"][5]
     assert "col2im 1" in ours and "polar 1" in ours and "embedding " not in ours
