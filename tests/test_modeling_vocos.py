@@ -420,7 +420,7 @@ def test_bandwidth_rows_as_views_equal_the_lookup():
     around as Python indexing would."""
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=21)
     norm = model.backbone.norm
-    for bandwidth, row in zip(model.config.bandwidths, range(len(model.config.bandwidths))):
+    for row, bandwidth in enumerate(model.config.bandwidths):
         bandwidth_id = model.bandwidth_id(bandwidth)
         assert bandwidth_id.device.type == "cpu" and bandwidth_id.tolist() == [row]
         scale, shift = norm.affine(bandwidth_id)
@@ -432,6 +432,8 @@ def test_bandwidth_rows_as_views_equal_the_lookup():
             norm.affine(torch.tensor([bad]))
     with pytest.raises(ValueError, match=r"`bandwidth_id` must hold one bandwidth row \(shape \(1,\)\).*got shape \(2,\)"):
         norm.affine(torch.tensor([0, 1]))  # the lookup took the first and dropped the rest, silently
+    with pytest.raises(TypeError, match=r"`bandwidth_id` must be an integer tensor \(a bandwidth row\), got dtype torch.float32"):
+        norm.affine(torch.tensor([1.5]))  # would have been truncated to row 1
 
 
 def test_packed_weights_follow_weight_changes():

@@ -76,6 +76,8 @@ class VocosAdaptiveLayerNorm(nn.Module):
                 f"`bandwidth_id` must hold one bandwidth row (shape (1,)): one bandwidth per call, got shape "
                 f"{tuple(bandwidth_id.shape)}."
             )
+        if bandwidth_id.is_floating_point() or bandwidth_id.is_complex() or bandwidth_id.dtype == torch.bool:
+            raise TypeError(f"`bandwidth_id` must be an integer tensor (a bandwidth row), got dtype {bandwidth_id.dtype}.")
         if bandwidth_id.device.type == "cpu" and not _tracing():
             index = int(bandwidth_id)
             if not 0 <= index < self.scale.num_embeddings:
@@ -458,8 +460,10 @@ class VocosISTFT(nn.Module):
         # Derived from the config, so not saved; `_init_weights` refills it after a meta-device load.
         self.register_buffer("window", self.make_window(), persistent=False)
         self.dft_basis = None
-        self._edge_envelope = None  # (device, [(divisor, uncovered or None)] x 3): see `_divide_unmasked_`
-        self._window_float32 = None  # the exact window, once the model has been cast: see `_float_window`
+        # Values derived from the config, made once per device by `_per_device` (None until then): the exact window
+        # of a cast model (`_float_window`), the short envelope's parts (`_divide_unmasked_`).
+        self._window_float32 = None
+        self._edge_envelope = None
 
     @property
     def use_dft_matmul(self) -> bool:
@@ -476,21 +480,25 @@ class VocosISTFT(nn.Module):
         left = (self.n_fft - self.win_length) // 2
         return nn.functional.pad(window, (left, self.n_fft - self.win_length - left))
 
+    def _per_device(self, name: str, device: torch.device, make):
+        """`make()`, kept in attribute `name` as (device, value) and made again only for another device. Made outside
+        inference mode, so that autograd may use it too; not kept while tracing (it would hold traced values)."""
+        entry = getattr(self, name)
+        if entry is not None and entry[0] == device:
+            return entry[1]
+        with torch.inference_mode(False), torch.no_grad():
+            value = make()
+        if not _tracing():
+            setattr(self, name, (device, value))
+        return value
+
     def _float_window(self) -> torch.Tensor:
         window = self.window
-        if window.dtype != torch.float32:
-            # The model was cast (e.g. to bfloat16), buffers included; the ISTFT runs in float32 with the exact window,
-            # made once per device (CPU inference asks for it on every tile) outside inference mode, so that training
-            # may use it too.
-            cached = self._window_float32
-            if cached is None or cached.device != window.device:
-                with torch.inference_mode(False), torch.no_grad():
-                    cached = self.make_window().to(window.device)
-                if _tracing():
-                    return cached
-                self._window_float32 = cached
-            window = cached
-        return window
+        if window.dtype == torch.float32:
+            return window
+        # The model was cast (e.g. to bfloat16), buffers included; the ISTFT runs in float32 with the exact window,
+        # made once per device (CPU inference asks for it on every tile).
+        return self._per_device("_window_float32", window.device, lambda: self.make_window().to(window.device))
 
     def inverse_dft_basis(self) -> torch.Tensor:
         """(2 * (n_fft // 2 + 1), n_fft) matrix B with `cat([real, imag], -1) @ B` = `irfft(real + i imag) * window`."""
@@ -596,23 +604,25 @@ class VocosISTFT(nn.Module):
         2 * carry-frame envelope, every block between is its middle block. That short envelope (with 1 where no frame
         covers a sample, which is then set to 0, as `normalize` does) is made once per device."""
         carry = self.n_fft // self.hop_length - 1
-        if self._edge_envelope is None or self._edge_envelope[0] != blocks.device:
-            with torch.inference_mode(False), torch.no_grad():
-                short = self.window_envelope(None, 2 * carry).to(blocks.device).view(-1, self.hop_length)
-                parts = []
-                # Samples no frame covers but that the trim removes anyway (the edges' first and last) need no zeroing.
-                trimmed = torch.zeros(short.shape, dtype=torch.bool, device=short.device)
-                trimmed.view(-1)[: self.trim] = True
-                trimmed.view(-1)[trimmed.numel() - self.trim :] = True
-                for rows, cut in zip(
-                    (short[:carry], short[carry], short[2 * carry :]),  # first blocks, any middle one, last
-                    (trimmed[:carry], torch.zeros_like(trimmed[carry]), trimmed[2 * carry :]),
-                ):
-                    covered = rows > _ENVELOPE_FLOOR
-                    parts.append((torch.where(covered, rows, 1.0), None if bool((covered | cut).all()) else ~covered))
-            self._edge_envelope = (blocks.device, parts)
+
+        def make_parts():
+            short = self.window_envelope(None, 2 * carry).to(blocks.device).view(-1, self.hop_length)
+            # Samples no frame covers but that the trim removes anyway (the edges' first and last) need no zeroing.
+            trimmed = torch.zeros(short.shape, dtype=torch.bool, device=short.device)
+            trimmed.view(-1)[: self.trim] = True
+            trimmed.view(-1)[trimmed.numel() - self.trim :] = True
+            parts = []
+            for rows, cut in zip(
+                (short[:carry], short[carry], short[2 * carry :]),  # first blocks, any middle one, last
+                (trimmed[:carry], torch.zeros_like(trimmed[carry]), trimmed[2 * carry :]),
+            ):
+                covered = rows > _ENVELOPE_FLOOR
+                parts.append((torch.where(covered, rows, 1.0), None if bool((covered | cut).all()) else ~covered))
+            return parts
+
+        parts = self._per_device("_edge_envelope", blocks.device, make_parts)
         for part, (divisor, uncovered) in zip(
-            (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]), self._edge_envelope[1]
+            (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]), parts
         ):
             part.div_(divisor)
             if uncovered is not None:
