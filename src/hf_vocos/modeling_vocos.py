@@ -77,7 +77,9 @@ class VocosAdaptiveLayerNorm(nn.Module):
                 f"{tuple(bandwidth_id.shape)}."
             )
         if bandwidth_id.is_floating_point() or bandwidth_id.is_complex() or bandwidth_id.dtype == torch.bool:
-            raise TypeError(f"`bandwidth_id` must be an integer tensor (a bandwidth row), got dtype {bandwidth_id.dtype}.")
+            raise TypeError(
+                f"`bandwidth_id` must be an integer tensor (a bandwidth row), got dtype {bandwidth_id.dtype}."
+            )
         if bandwidth_id.device.type == "cpu" and not _tracing():
             index = int(bandwidth_id)
             if not 0 <= index < self.scale.num_embeddings:
