@@ -44,8 +44,10 @@ from hf_vocos.feature_extraction_vocos import usable_device  # noqa: E402
 BANDWIDTH = 6.0
 SECTIONS = [
     "speed", "targets", "page-faults", "ceiling", "op-times", "packing", "features", "feature-stages", "feature-alternatives", "feature-interference",
-    "streaming", "memory", "onnx", "kernels", "accelerator", "stages",
+    "streaming", "memory", "onnx", "kernels", "accelerator", "stages", "tile-sizes", "block-order", "second-product",
 ]
+# Not run by default: the device sections (for --device) and experiments the model does not use (docs/benchmarks.md).
+NOT_DEFAULT = ("accelerator", "stages", "tile-sizes", "block-order", "second-product")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -99,13 +101,12 @@ def matmul_workload(model: VocosModel, frames: int):
     hidden = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
     inner = torch.randn(frames, config.intermediate_size, generator=generator).to(dtype)
     from hf_vocos.modeling_vocos import _MLP_TILE_FRAMES as tile
+    from hf_vocos.modeling_vocos import _packed_mlp_weights, _uses_packed_linear
 
     tiles = [(start, min(start + tile, frames)) for start in range(0, frames, tile)]
     flops = 2 * frames * embed_weight.shape[0] * embed_weight.shape[1]
     flops += len(model.backbone.convnext) * 4 * frames * config.hidden_size * config.intermediate_size
     flops += 2 * frames * config.hidden_size * (config.n_fft + 2)
-
-    from hf_vocos.modeling_vocos import _packed_mlp_weights, _uses_packed_linear
 
     residual = torch.randn(frames, config.hidden_size, generator=generator).to(dtype)
     blocks = []
@@ -176,13 +177,14 @@ def copy_of(ours: VocosModel, dtype: torch.dtype, device: str | torch.device = "
     return model.to(device=device, dtype=dtype)
 
 
-def make_inputs(ours: VocosModel, seconds: float, batch_size: int, seed: int = 0):
+def make_inputs(ours: VocosModel, seconds: float, batch_size: int, seed: int = 0, device: str | torch.device = "cpu"):
+    """Random codes (at BANDWIDTH) or log-mel-like features for `seconds` of audio, made on the CPU, then on `device`."""
     frames = int(round(seconds * ours.config.frame_rate))
     generator = torch.Generator().manual_seed(seed)
     if ours.config.is_codes_model:
         codes = torch.randint(0, 1024, (ours.config.num_quantizers_for_bandwidth(BANDWIDTH), batch_size, frames), generator=generator)
-        return {"codes": codes, "bandwidth": BANDWIDTH}
-    return {"input_features": torch.randn(batch_size, 100, frames, generator=generator) - 4.0}
+        return {"codes": codes.to(device), "bandwidth": BANDWIDTH}
+    return {"input_features": (torch.randn(batch_size, 100, frames, generator=generator) - 4.0).to(device)}
 
 
 def original_call(original, ours, inputs):
@@ -774,10 +776,7 @@ def accelerator_section(args, lines: list) -> None:
             models[name] = torch.compile(copy_of(ours, torch.float16, device), mode=mode, dynamic=True)
         for seconds in args.durations:
             for batch_size in args.gpu_batch_sizes:
-                inputs = {
-                    key: value.to(device) if isinstance(value, torch.Tensor) else value
-                    for key, value in make_inputs(ours, seconds, batch_size).items()
-                }
+                inputs = make_inputs(ours, seconds, batch_size, device=device)
 
                 def synchronised(function):
                     return lambda: (function(), _synchronize(device))
@@ -822,10 +821,7 @@ def stages_section(args, lines: list) -> None:
         model = copy_of(ours, torch.float32, device)
         for seconds in args.durations:
             for batch_size in args.gpu_batch_sizes:
-                inputs = {
-                    key: value.to(device) if isinstance(value, torch.Tensor) else value
-                    for key, value in make_inputs(ours, seconds, batch_size).items()
-                }
+                inputs = make_inputs(ours, seconds, batch_size, device=device)
                 with torch.inference_mode():
                     features, frame_mask, bandwidth_id = model.prepare_inputs(**inputs)
                     hidden = model.backbone(features, frame_mask, bandwidth_id)
@@ -848,6 +844,132 @@ def stages_section(args, lines: list) -> None:
                 for name, taken in times.items():
                     lines.append(f"| {variant} | {seconds:g} s x {batch_size} | {name} | {taken * 1000:.3f} |")
                     print(lines[-1], flush=True)
+
+
+def tile_size_section(args, lines: list) -> None:
+    """The model at other tile sizes (`_MLP_TILE_FRAMES`, 1024) than its own: fresh models per size (their weights
+    are packed for the tile), timed interleaved on the longest `--durations`, batch 1."""
+    import hf_vocos.modeling_vocos as modeling
+
+    seconds, own = max(args.durations), modeling._MLP_TILE_FRAMES
+    for variant in args.models:
+        _, ours = build_pair(variant)
+        inputs = make_inputs(ours, seconds, 1)
+        for dtype in (torch.float32, torch.bfloat16):
+            models, functions = {}, {}
+            try:
+                for size in args.tile_sizes:
+                    modeling._MLP_TILE_FRAMES = size
+                    models[size] = copy_of(ours, dtype)
+                    with torch.inference_mode():
+                        models[size](**inputs)  # packs its weights for this tile
+
+                    def run(size=size):
+                        modeling._MLP_TILE_FRAMES = size
+                        models[size](**inputs)
+
+                    functions[size] = run
+                with torch.inference_mode():
+                    times = interleaved(functions, args.repeats)
+            finally:
+                modeling._MLP_TILE_FRAMES = own
+            cells = ", ".join(f"{size}: {times[size] * 1000:.0f} ms" for size in args.tile_sizes)
+            lines.append(f"| {variant} | {seconds:g} s x 1 | {str(dtype).replace('torch.', '')} | {cells} |")
+            print(lines[-1], flush=True)
+
+
+def _block_tile(block, source: torch.Tensor, target: torch.Tensor, start: int, stop: int, bandwidth_id) -> None:
+    """One block's output for frames [start, stop) of `source` (batch 1, time-major) into `target`, with the kernels
+    the model's tiled forward uses (packed weights), but no held-back tile: source and target are separate."""
+    from hf_vocos.modeling_vocos import _conv_time_major, _packed_mlp_weights, _row_norm
+
+    num_frames, hidden_size = source.shape[1:]
+    radius = block.dwconv.padding[0]
+    first, second, second_bias = _packed_mlp_weights(block)
+    low, high = max(start - radius, 0), min(stop + radius, num_frames)
+    convolved = _conv_time_major(source[:, low:high], block.dwconv)[:, start - low : stop - low]
+    rows = _row_norm(block.norm, bandwidth_id)(convolved.reshape(-1, hidden_size))
+    inner = torch.ops.mkldnn._linear_pointwise(rows, first, block.pwconv1.bias, "gelu", [], "none")
+    residual = source[:, start:stop].reshape(-1, hidden_size)
+    product = torch.ops.mkldnn._linear_pointwise.binary(inner, residual, second, second_bias, "add")
+    target[:, start:stop] = product.view(1, stop - start, hidden_size)
+
+
+def block_order_section(args, lines: list) -> None:
+    """A dropped experiment: the eight blocks block after block (each over all its tiles, as the model runs them)
+    against blocks in pairs as a wavefront (block k+1's tile t-1 right after block k's tile t, while that is in
+    cache). The blocks alone, float32, the longest `--durations`, batch 1; the same output."""
+    import hf_vocos.modeling_vocos as modeling
+
+    seconds, tile = max(args.durations), modeling._MLP_TILE_FRAMES
+    for variant in args.models:
+        _, ours = build_pair(variant)
+        model = copy_of(ours, torch.float32)
+        with torch.inference_mode():
+            features, _, bandwidth_id = model.prepare_inputs(**make_inputs(ours, seconds, 1))
+            start_states = model.backbone.forward_stage(0, features.transpose(1, 2), bandwidth_id)
+        blocks, num_frames = list(model.backbone.convnext), start_states.shape[1]
+        tiles = [(start, min(start + tile, num_frames)) for start in range(0, num_frames, tile)]
+        buffers = [start_states.clone() for _ in range(3)]
+
+        def block_after_block():
+            source, target = start_states, buffers[0]
+            for block in blocks:
+                for start, stop in tiles:
+                    _block_tile(block, source, target, start, stop, bandwidth_id)
+                source, target = target, (buffers[1] if target is buffers[0] else buffers[0])
+            return source
+
+        def pairs():
+            source = start_states
+            for k in range(0, len(blocks), 2):
+                middle, target = buffers[2], (buffers[1] if source is buffers[0] else buffers[0])
+                for step in range(len(tiles) + 1):
+                    if step < len(tiles):
+                        _block_tile(blocks[k], source, middle, *tiles[step], bandwidth_id)
+                    if step >= 1:
+                        _block_tile(blocks[k + 1], middle, target, *tiles[step - 1], bandwidth_id)
+                source = target
+            return source
+
+        with torch.inference_mode():
+            same = torch.equal(block_after_block().clone(), pairs())
+            times = interleaved({"block after block": block_after_block, "pairs": pairs}, args.repeats)
+        lines.append(
+            f"| {variant} | {seconds:g} s x 1 | {times['block after block'] * 1000:.0f} ms | "
+            f"{times['pairs'] * 1000:.0f} ms | {'yes' if same else 'NO'} |"
+        )
+        print(lines[-1], flush=True)
+
+
+def second_product_section(args, lines: list) -> None:
+    """A dropped experiment: a block's second MLP product as the model runs it (oneDNN on packed weights, residual
+    added in its epilogue, then copied over the residual's rows) against an in-place `addmm_` onto those rows plus the
+    bias (no copy). One 1024-frame tile in the middle of 60 s of frames, float32, warm."""
+    for variant in args.models:
+        _, ours = build_pair(variant)
+        block = ours.backbone.convnext[0]
+        hidden_size, inner_size = block.pwconv2.out_features, block.pwconv2.in_features
+        generator = torch.Generator().manual_seed(0)
+        inner = torch.randn(1024, inner_size, generator=generator)
+        states = torch.randn(6000, hidden_size, generator=generator)
+        weight, bias = block.pwconv2.weight.detach(), block.pwconv2.bias.detach()
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1024)
+        rows = states[2048:3072]
+
+        def packed_and_copy():
+            rows.copy_(torch.ops.mkldnn._linear_pointwise.binary(inner, rows, packed, bias, "add"))
+
+        def in_place():
+            rows.addmm_(inner, weight.t()).add_(bias)
+
+        with torch.inference_mode():
+            times = interleaved({"packed + copy": packed_and_copy, "addmm_ in place": in_place}, max(args.repeats, 50))
+        lines.append(
+            f"| {variant} | {times['packed + copy'] * 1e6:.0f} us | {times['addmm_ in place'] * 1e6:.0f} us | "
+            f"{times['addmm_ in place'] / times['packed + copy']:.2f}x |"
+        )
+        print(lines[-1], flush=True)
 
 
 class KernelCounter(TorchDispatchMode):
@@ -894,10 +1016,7 @@ def kernel_section(args, lines: list) -> None:
         original.to(device)
         model = copy_of(ours, torch.float32, device)
         for seconds in args.durations:
-            inputs = {
-                key: value.to(device) if isinstance(value, torch.Tensor) else value
-                for key, value in make_inputs(ours, seconds, 1).items()
-            }
+            inputs = make_inputs(ours, seconds, 1, device=device)
             for name, call in (("original", original_call(original, ours, inputs)), ("ours", lambda: model(**inputs))):
                 counter = KernelCounter()
                 with torch.inference_mode(), contextlib.ExitStack() as stack:
@@ -930,8 +1049,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument(
-        "--sections", nargs="+", choices=SECTIONS, default=[name for name in SECTIONS if name not in ("accelerator", "stages")],
-        help="tables to measure (default: all but `accelerator` and `stages`, which are for --device)",
+        "--sections", nargs="+", choices=SECTIONS, default=[name for name in SECTIONS if name not in NOT_DEFAULT],
+        help="tables to measure (default: all but `accelerator` and `stages`, which are for --device, and the "
+        "experiments `tile-sizes`, `block-order` and `second-product`)",
+    )
+    parser.add_argument(
+        "--tile-sizes", nargs="+", type=int, default=[512, 1024, 2048, 4096], help="tiles of frames the `tile-sizes` section times"
     )
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--device", default="cpu", help="device of the `accelerator` and `stages` sections, e.g. cuda (the others run on the CPU)")
@@ -953,8 +1076,8 @@ def main() -> None:
     for name in ("repeats", "processes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)}: expected at least 1")
-    if any(size < 1 for size in args.batch_sizes + args.gpu_batch_sizes) or any(not d > 0 for d in args.durations):
-        parser.error("--batch-sizes/--gpu-batch-sizes must be at least 1 and --durations positive")
+    if any(size < 1 for size in args.batch_sizes + args.gpu_batch_sizes + args.tile_sizes) or any(not d > 0 for d in args.durations):
+        parser.error("--batch-sizes/--gpu-batch-sizes/--tile-sizes must be at least 1 and --durations positive")
     try:
         args.device = str(usable_device(args.device, "--device"))
     except ValueError as error:
@@ -1014,6 +1137,9 @@ def main() -> None:
         ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
         ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
         ("stages", stages_section, "| model | audio | part | ms |", "|---|---|---|---|"),
+        ("tile-sizes", tile_size_section, "| model | audio | dtype | time per tile size |", "|---|---|---|---|"),
+        ("block-order", block_order_section, "| model | audio | block after block | pairs as a wavefront | same output |", "|---|---|---|---|---|"),
+        ("second-product", second_product_section, "| model | packed + copy | addmm_ in place | in place / packed |", "|---|---|---|---|"),
         ("kernels", kernel_section, "| model | audio | implementation | kernels | views | kernels by operator |", "|---|---|---|---|---|---|"),
         ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak working memory | note |", "|---|---|---|---|---|---|---|---|---|"),
     ]

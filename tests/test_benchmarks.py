@@ -111,7 +111,8 @@ def test_fault_probe_reports_faults_and_time(which):
         (["--sections", "feature"], "invalid choice: 'feature'"),
         (["--repeats", "0"], "--repeats 0: expected at least 1"),
         (["--processes", "0"], "--processes 0: expected at least 1"),
-        (["--gpu-batch-sizes", "0"], "--gpu-batch-sizes must be at least 1"),
+        (["--gpu-batch-sizes", "0"], "--gpu-batch-sizes/--tile-sizes must be at least 1"),
+        (["--tile-sizes", "0"], "--tile-sizes must be at least 1"),
         (["--device", "gpu!"], "--device 'gpu!': not a torch device"),
         (["--fault-probe", "mel", "ours fp16"], "--fault-probe 'mel' 'ours fp16': expected"),
         (["--packing-probe", "mel", "float16", "on"], "--packing-probe 'mel' 'float16' 'on': expected"),
@@ -147,3 +148,22 @@ def test_kernel_section_counts_the_accelerator_path_on_the_cpu(tmp_path):
     ours = rows["ours"][5]
     assert "col2im 1" in ours and "polar 1" in ours and "embedding " not in ours
     assert int(rows["ours"][3]) < int(rows["original"][3])  # the original looks up 19 norm rows, among others
+
+
+def test_experiment_sections_run(tmp_path):
+    """The dropped experiments docs/benchmarks.md reports (other tile sizes, blocks in pairs, the second product in
+    place), on 25 s (two 1024-frame tiles, so the pairs overlap): each row is there, and the blocks in pairs give the
+    same output as block after block."""
+    needs_original()
+    text = section_table(
+        tmp_path, "--sections", "tile-sizes", "block-order", "second-product", "--models", "encodec", "--durations",
+        "25", "--repeats", "1", "--tile-sizes", "64", "1024",
+    )
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| encodec |")]
+    tiles = [row for row in rows if len(row) == 4 and row[2] in ("float32", "bfloat16")]
+    assert [row[2] for row in tiles] == ["float32", "bfloat16"]
+    assert all(row[3].startswith("64: ") and ", 1024: " in row[3] for row in tiles)
+    order = [row for row in rows if len(row) == 5]
+    assert len(order) == 1 and order[0][4] == "yes |"
+    product = [row for row in rows if len(row) == 4 and row[3].endswith("x |")]
+    assert len(product) == 1 and product[0][1].endswith(" us")
