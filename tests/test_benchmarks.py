@@ -77,15 +77,19 @@ def test_op_times_and_packing_sections_run(tmp_path):
 
 
 def test_streaming_section_compares_pushes_with_the_originals_windowed_decode(tmp_path):
-    """Per-push time of the streaming decoder against the original decoding each chunk with its context, per chunk."""
+    """Per-push time of the streaming decoder against the original decoding each chunk with its context, per chunk,
+    for both models (the EnCodec one pushing codes)."""
     needs_original()
     text = section_table(tmp_path, "--sections", "streaming", "--repeats", "1", timeout=600)
     rows = [line.split(" | ") for line in text.splitlines() if " ms of audio) |" in line]
-    assert [row[0].split()[1] for row in rows] == ["1", "16", "64", "256", "1024"]
+    assert [(row[0], row[1].split()[0]) for row in rows] == [
+        (model, chunk) for model in ("| mel", "| encodec") for chunk in ("1", "16", "64", "256", "1024")
+    ]
     for row in rows:
-        original, ours, ratio = (float(cell.rstrip("msx ")) for cell in row[1:4])
+        original, ours, ratio = (float(cell.rstrip("msx ")) for cell in row[2:5])
         assert ratio == pytest.approx(original / ours, rel=0.06)  # (each printed to one decimal)
-        assert row[5] == f"{(27 + int(row[0].split()[1])) * 1000 / 93.75:.0f} ms |"
+        frame_rate = 93.75 if row[0] == "| mel" else 75.0
+        assert row[6] == f"{(27 + int(row[1].split()[0])) * 1000 / frame_rate:.0f} ms |"
 
 
 def test_target_probe_reports_the_three_timings_and_the_snr():
@@ -151,19 +155,29 @@ def test_kernel_section_counts_the_accelerator_path_on_the_cpu(tmp_path):
 
 
 def test_experiment_sections_run(tmp_path):
-    """The dropped experiments docs/benchmarks.md reports (other tile sizes, blocks in pairs, the second product in
-    place), on 25 s (two 1024-frame tiles, so the pairs overlap): each row is there, and the blocks in pairs give the
-    same output as block after block."""
+    """The dropped experiments docs/benchmarks.md reports (other tile sizes, the blocks as wavefronts, the second
+    product in place, depthwise-convolution and head variants), on 25 s (two 1024-frame tiles, so the wavefronts
+    overlap): each row is there, the wavefronts give the same output as block after block, the in-place convolution
+    the same sum, and every variant the same values to float32 rounding."""
     needs_original()
     text = section_table(
-        tmp_path, "--sections", "tile-sizes", "block-order", "second-product", "--models", "encodec", "--durations",
-        "25", "--repeats", "1", "--tile-sizes", "64", "1024",
+        tmp_path, "--sections", "tile-sizes", "block-order", "second-product", "depthwise", "head-alternatives",
+        "--models", "encodec", "--durations", "25", "--repeats", "1", "--tile-sizes", "64", "1024",
     )
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| encodec |")]
     tiles = [row for row in rows if len(row) == 4 and row[2] in ("float32", "bfloat16")]
     assert [row[2] for row in tiles] == ["float32", "bfloat16"]
     assert all(row[3].startswith("64: ") and ", 1024: " in row[3] for row in tiles)
-    order = [row for row in rows if len(row) == 5]
-    assert len(order) == 1 and order[0][4] == "yes |"
-    product = [row for row in rows if len(row) == 4 and row[3].endswith("x |")]
-    assert len(product) == 1 and product[0][1].endswith(" us")
+    order = [row for row in rows if len(row) == 6 and row[1] == "25 s x 1" and row[2].endswith(" ms")]
+    assert len(order) == 1 and order[0][5] == "yes |"
+    product = [row for row in rows if len(row) == 7 and row[1].endswith(" us")]
+    assert len(product) == 1 and product[0][6] == "yes |"
+    depthwise = [row for row in rows if len(row) == 6 and row[1] == "25 s x 1" and not row[2].endswith(" ms")]
+    assert [row[2] for row in depthwise] == [
+        "the model's (channels-last, width)", "the same call again (warm)", "seven shifted multiply-adds",
+        "along the image's height",
+    ]
+    assert all(float(row[5].rstrip(" |")) < 1e-3 for row in depthwise)
+    head = [row for row in rows if len(row) == 7 and row[1] in ("spectrum", "inverse FFT")]
+    assert [row[1] for row in head] == ["spectrum"] * 3 + ["inverse FFT"] * 3
+    assert all(float(row[6].rstrip(" |")) < 1e-4 for row in head)
