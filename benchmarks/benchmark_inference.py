@@ -1270,57 +1270,31 @@ def main() -> None:
             for r in rows
         ] + [""]
     sections = [
-        ("targets", target_section, "| model (60 s, batch 1) | processes | original fp32 | ours fp32 | ours bf16 | fp32 ratio | bf16 ratio | bf16 SNR (worst) |", "|---|---|---|---|---|---|---|---|"),
-        ("page-faults", fault_section, "| model (60 s, batch 1) | implementation | page faults per forward, median (range) | paged in | time per forward |", "|---|---|---|---|---|"),
-        ("op-times", op_times_section, "| model | audio | dtype | operator | ms per forward | calls per forward |", "|---|---|---|---|---|---|"),
-        ("packing", packing_section, "| model | audio | dtype | packed | plain | plain / packed | peak RSS, packed | peak RSS, plain |", "|---|---|---|---|---|---|---|---|"),
-        ("ceiling", ceiling_section, "| model | dtype | FLOPs (60 s) | sustained matmul throughput | matmuls alone (ceiling) | whole model | of ceiling |", "|---|---|---|---|---|---|---|"),
-        ("features", feature_section, "| feature extraction | librosa median (best) | ours median (best) | ratio median (best) |", "|---|---|---|---|"),
-        ("feature-stages", feature_stage_section, "| stage (10 s, 24 kHz, 1 clip) | median | best |", "|---|---|---|"),
-        ("feature-alternatives", feature_alternative_section, "| option (10 s, 24 kHz, 1 clip) | median | best |", "|---|---|---|"),
-        ("feature-interference", feature_interference_section, "| our extractor (10 s, 1 clip) | median | best | calls over 3x the best |", "|---|---|---|---|"),
-        (
-            "streaming",
-            streaming_section,
-            "| model | chunk | original, windowed decode | ours, time per push | ratio | compute RTF | latency (context + chunk) |",
-            "|---|---|---|---|---|---|---|",
-        ),
-        ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |", "|---|---|---|---|---|"),
-        ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |", "|---|---|---|---|---|---|---|"),
-        ("stages", stages_section, "| model | audio | part | ms |", "|---|---|---|---|"),
-        ("tile-sizes", tile_size_section, "| model | audio | dtype | time per tile size |", "|---|---|---|---|"),
-        (
-            "block-order",
-            block_order_section,
-            "| model | audio | block after block | pairs as a wavefront | all blocks as one wavefront | same output |",
-            "|---|---|---|---|---|---|",
-        ),
-        (
-            "depthwise",
-            depthwise_section,
-            "| model | audio | depthwise convolution | ms per forward | / the model's | max abs diff of the output |",
-            "|---|---|---|---|---|---|",
-        ),
-        (
-            "head-alternatives",
-            head_alternative_section,
-            "| model | part | option | per 1024-frame tile | per forward | / the model's | max abs diff |",
-            "|---|---|---|---|---|---|---|",
-        ),
-        (
-            "second-product",
-            second_product_section,
-            "| model | packed + copy | addmm_ in place | addmm_ / packed | 1x1 convolution in place | convolution / packed | "
-            "convolution's sum right |",
-            "|---|---|---|---|---|---|---|",
-        ),
-        ("kernels", kernel_section, "| model | audio | implementation | kernels | views | kernels by operator |", "|---|---|---|---|---|---|"),
-        ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak working memory | note |", "|---|---|---|---|---|---|---|---|---|"),
+        ("targets", target_section, "| model (60 s, batch 1) | processes | original fp32 | ours fp32 | ours bf16 | fp32 ratio | bf16 ratio | bf16 SNR (worst) |"),
+        ("page-faults", fault_section, "| model (60 s, batch 1) | implementation | page faults per forward, median (range) | paged in | time per forward |"),
+        ("op-times", op_times_section, "| model | audio | dtype | operator | ms per forward | calls per forward |"),
+        ("packing", packing_section, "| model | audio | dtype | packed | plain | plain / packed | peak RSS, packed | peak RSS, plain |"),
+        ("ceiling", ceiling_section, "| model | dtype | FLOPs (60 s) | sustained matmul throughput | matmuls alone (ceiling) | whole model | of ceiling |"),
+        ("features", feature_section, "| feature extraction | librosa median (best) | ours median (best) | ratio median (best) |"),
+        ("feature-stages", feature_stage_section, "| stage (10 s, 24 kHz, 1 clip) | median | best |"),
+        ("feature-alternatives", feature_alternative_section, "| option (10 s, 24 kHz, 1 clip) | median | best |"),
+        ("feature-interference", feature_interference_section, "| our extractor (10 s, 1 clip) | median | best | calls over 3x the best |"),
+        ("streaming", streaming_section, "| model | chunk | original, windowed decode | ours, time per push | ratio | compute RTF | latency (context + chunk) |"),
+        ("memory", memory_section, "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth | time |"),
+        ("onnx", onnx_section, "| model | audio | original | ours eager | onnxruntime | ratio (onnx) | max abs diff |"),
+        ("stages", stages_section, "| model | audio | part | ms |"),
+        ("tile-sizes", tile_size_section, "| model | audio | dtype | time per tile size |"),
+        ("block-order", block_order_section, "| model | audio | block after block | pairs as a wavefront | all blocks as one wavefront | same output |"),
+        ("depthwise", depthwise_section, "| model | audio | depthwise convolution | ms per forward | / the model's | max abs diff of the output |"),
+        ("head-alternatives", head_alternative_section, "| model | part | option | per 1024-frame tile | per forward | / the model's | max abs diff |"),
+        ("second-product", second_product_section, "| model | packed + copy | addmm_ in place | addmm_ / packed | 1x1 convolution in place | convolution / packed | convolution's sum right |"),
+        ("kernels", kernel_section, "| model | audio | implementation | kernels | views | kernels by operator |"),
+        ("accelerator", accelerator_section, "| model | audio | variant | original fp32 ms | ours ms | ratio | RTF | peak working memory | note |"),
     ]
-    for name, function, header, rule in sections:
+    for name, function, header in sections:
         if name not in args.sections:
             continue
-        lines = [header, rule]
+        lines = [header, "|" + "---|" * (header.count("|") - 1)]
         print("\n" + "\n".join(lines), flush=True)
         function(args, lines)
         out += lines + [""]
