@@ -189,6 +189,11 @@ def make_inputs(ours: VocosModel, seconds: float, batch_size: int, seed: int = 0
     return {"input_features": (torch.randn(batch_size, 100, frames, generator=generator) - 4.0).to(device)}
 
 
+def model_input(inputs: dict) -> torch.Tensor:
+    """The frames `make_inputs` made (codes or features), without the bandwidth: what a streaming decoder is pushed."""
+    return inputs["codes"] if "codes" in inputs else inputs["input_features"]
+
+
 def original_call(original, ours, inputs):
     """The original decoding the same input: codes_to_features + decode, or decode."""
     if "codes" in inputs:
@@ -643,11 +648,13 @@ def streaming_section(args, lines: list) -> None:
         radius = ours.backbone.receptive_radius
         for chunk in (1, 16, 64, 256, 1024):
             decoder = VocosStreamingDecoder(ours, bandwidth=BANDWIDTH if ours.config.is_codes_model else None)
-            pushed, window = (make_inputs(ours, frames / ours.config.frame_rate, 1, seed=frames) for frames in (chunk, chunk + 2 * radius))
+            pushed, window, warm_up = (
+                make_inputs(ours, frames / ours.config.frame_rate, 1, seed=frames) for frames in (chunk, chunk + 2 * radius, 64)
+            )
             with torch.inference_mode():
-                decoder.push(next(iter(make_inputs(ours, 64 / ours.config.frame_rate, 1).values())))
+                decoder.push(model_input(warm_up))
                 times = interleaved(
-                    {"original": original_call(original, ours, window), "ours": lambda: decoder.push(next(iter(pushed.values())))},
+                    {"original": original_call(original, ours, window), "ours": lambda: decoder.push(model_input(pushed))},
                     max(5, args.repeats),
                 )
             chunk_seconds = chunk / ours.config.frame_rate
@@ -918,15 +925,13 @@ def _wavefront(blocks, states, tiles, bandwidth_id, group: int, outputs: list, c
     t-1 right after block k has made tile t (so it reads that tile while it is in cache). Group 1 is block after block,
     as the model runs them; a group of all blocks takes each tile through every block before the next tile. Each block
     writes its own buffer of `outputs`; returns the last one."""
-    source = states
     for first in range(0, len(blocks), group):
         members = range(first, min(first + group, len(blocks)))
         for step in range(len(tiles) + len(members) - 1):
             for lag, k in enumerate(members):
                 if 0 <= step - lag < len(tiles):
                     _block_tile(blocks[k], states if k == 0 else outputs[k - 1], outputs[k], *tiles[step - lag], bandwidth_id, convolve)
-        source = outputs[members[-1]]
-    return source
+    return outputs[-1]
 
 
 def block_order_section(args, lines: list) -> None:
@@ -986,8 +991,10 @@ def depthwise_section(args, lines: list) -> None:
         outputs = [torch.empty_like(states) for _ in blocks]
         spent = collections.defaultdict(float)
 
-        def timed(name, function):
+        def timed(name, function, warm=False):
             def convolve(window, conv):
+                if warm:
+                    function(window, conv)  # untimed: the timed call then finds its input in cache
                 begin = time.perf_counter()
                 result = function(window, conv)
                 spent[name] += time.perf_counter() - begin
@@ -995,16 +1002,14 @@ def depthwise_section(args, lines: list) -> None:
 
             return convolve
 
-        def again(window, conv):
-            _conv_time_major(window, conv)
-            return timed("the same call again (warm)", _conv_time_major)(window, conv)
-
-        options = {
-            "the model's (channels-last, width)": timed("the model's (channels-last, width)", _conv_time_major),
-            "the same call again (warm)": again,
-            "seven shifted multiply-adds": timed("seven shifted multiply-adds", _shifted_depthwise),
-            "along the image's height": timed("along the image's height", _height_depthwise),
-        }
+        used = "the model's (channels-last, width)"
+        variants = (
+            (used, _conv_time_major, False),
+            ("the same call again (warm)", _conv_time_major, True),
+            ("seven shifted multiply-adds", _shifted_depthwise, False),
+            ("along the image's height", _height_depthwise, False),
+        )
+        options = {name: timed(name, function, warm) for name, function, warm in variants}
         rounds = {name: [] for name in options}
         with torch.inference_mode():
             expected = _wavefront(blocks, states, tiles, bandwidth_id, 1, outputs).clone()
@@ -1016,11 +1021,11 @@ def depthwise_section(args, lines: list) -> None:
                     spent.clear()
                     _wavefront(blocks, states, tiles, bandwidth_id, 1, outputs, convolve)
                     rounds[name].append(spent[name])
-        used = statistics.median(rounds["the model's (channels-last, width)"])
+        used_time = statistics.median(rounds[used])
         for name, values in rounds.items():
             median = statistics.median(values)
             lines.append(
-                f"| {variant} | {seconds:g} s x 1 | {name} | {median * 1000:.1f} ms | {median / used:.2f}x | {error[name]:.1e} |"
+                f"| {variant} | {seconds:g} s x 1 | {name} | {median * 1000:.1f} ms | {median / used_time:.2f}x | {error[name]:.1e} |"
             )
             print(lines[-1], flush=True)
 
@@ -1078,18 +1083,20 @@ def second_product_section(args, lines: list) -> None:
     """A dropped experiment: a block's second MLP product as the model runs it (oneDNN on packed weights, residual
     added in its epilogue, then copied over the residual's rows) against two ways without that copy: an in-place
     `addmm_` onto those rows plus the bias, and oneDNN's in-place 1x1 convolution (`_convolution_pointwise_`, packed
-    weights, adding into the rows viewed as a channels-last image). One 1024-frame tile in the middle of 60 s of
-    frames, float32, warm."""
+    weights, adding into the rows viewed as a channels-last image). One tile of the model's size (1024 frames) in the
+    middle of 6000 frames, float32, warm."""
+    from hf_vocos.modeling_vocos import _MLP_TILE_FRAMES as tile
+
     for variant in args.models:
         _, ours = build_pair(variant)
         block = ours.backbone.convnext[0]
         hidden_size, inner_size = block.pwconv2.out_features, block.pwconv2.in_features
         generator = torch.Generator().manual_seed(0)
-        inner = torch.randn(1024, inner_size, generator=generator)
+        inner = torch.randn(tile, inner_size, generator=generator)
         states = torch.randn(6000, hidden_size, generator=generator)
         weight, bias = block.pwconv2.weight.detach(), block.pwconv2.bias.detach()
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1024)
-        rows = states[2048:3072]
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, tile)
+        rows = states[2 * tile : 3 * tile]
         # (1, channels, 1, frames) channels-last views of the same memory: the convolution reads and writes the rows.
         image, rows_image = inner.t()[None, :, None], rows.t()[None, :, None]
         convolution_weight = torch._C._nn.mkldnn_reorder_conv2d_weight(
@@ -1201,8 +1208,8 @@ def main() -> None:
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument(
         "--sections", nargs="+", choices=SECTIONS, default=[name for name in SECTIONS if name not in NOT_DEFAULT],
-        help="tables to measure (default: all but `accelerator` and `stages`, which are for --device, and the "
-        "experiments `tile-sizes`, `block-order`, `second-product`, `depthwise` and `head-alternatives`)",
+        help=f"tables to measure (default: all but {', '.join(NOT_DEFAULT)}: `accelerator` and `stages` are for "
+        "--device, the others are experiments the model does not use)",
     )
     parser.add_argument(
         "--tile-sizes", nargs="+", type=int, default=[512, 1024, 2048, 4096], help="tiles of frames the `tile-sizes` section times"

@@ -415,9 +415,9 @@ def test_accelerator_inference_path_equals_the_original(monkeypatch, mel_pair, e
 
 
 def test_bandwidth_rows_as_views_equal_the_lookup():
-    """`bandwidth_id` is a CPU tensor; the adaptive norms then take their rows as views. An index on another device
-    (or while tracing) goes through the embedding lookup: the same rows. A row out of range is refused, not wrapped
-    around as Python indexing would."""
+    """`bandwidth_id` is a CPU tensor; outside tracing the adaptive norms take their rows as views, the same rows as
+    the embedding lookup (which tracing keeps). A row out of range is refused, not wrapped around as Python indexing
+    would."""
     model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=21)
     norm = model.backbone.norm
     for row, bandwidth in enumerate(model.config.bandwidths):

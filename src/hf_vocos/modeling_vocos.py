@@ -67,10 +67,10 @@ class VocosAdaptiveLayerNorm(nn.Module):
 
     def affine(self, bandwidth_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer norm's weight and bias for `bandwidth_id` ((1,), one bandwidth for the whole call): its scale and
-        shift rows. An index held on the CPU (what `VocosModel.bandwidth_id` gives outside tracing) picks them as views
-        of the tables, read on the host: no lookup kernels and no copy of the index to the device (small calls on a
-        GPU are bound by kernel launches). Otherwise (an index on the device; tracing, where it stays a graph input)
-        they are looked up, with the same values."""
+        shift rows. Outside tracing the index is read on the host and picks them as views of the tables: no lookup
+        kernels (small calls on a GPU are bound by kernel launches), and a row out of range is refused there, on any
+        device. `VocosModel.bandwidth_id` gives it on the CPU, so reading it costs no device sync. While tracing it
+        stays a graph input and the rows are looked up, with the same values."""
         if bandwidth_id.numel() != 1:
             raise ValueError(
                 f"`bandwidth_id` must hold one bandwidth row (shape (1,)): one bandwidth per call, got shape "
@@ -80,7 +80,7 @@ class VocosAdaptiveLayerNorm(nn.Module):
             raise TypeError(
                 f"`bandwidth_id` must be an integer tensor (a bandwidth row), got dtype {bandwidth_id.dtype}."
             )
-        if bandwidth_id.device.type == "cpu" and not _tracing():
+        if not _tracing():
             index = int(bandwidth_id)
             if not 0 <= index < self.scale.num_embeddings:
                 raise ValueError(
@@ -590,7 +590,7 @@ class VocosISTFT(nn.Module):
             # by kernel launches. The same values as below (and, on the CPU, as `synthesize_tiles`), bit for bit.
             self._divide_unmasked_(audio.view(audio.shape[0], -1, self.hop_length), frames.shape[1])
             audio = audio[:, self.trim : audio.shape[-1] - self.trim]
-            return audio if audio.is_contiguous() else audio.contiguous()
+            return audio.contiguous()
         envelope = self.window_envelope(frame_mask, frames.shape[1])
         end = audio.shape[-1] - self.trim
         return self.normalize(audio[:, self.trim : end], envelope[:, self.trim : end])
