@@ -982,7 +982,9 @@ def depthwise_section(args, lines: list) -> None:
     """Dropped experiments on the blocks' depthwise convolution, timed where the model runs it: every tile of every
     block, the blocks run as the model runs them (float32, the longest `--durations`, batch 1), the convolutions'
     time summed per forward. As the model runs it (its input last written a whole block earlier), the same call
-    again right after (its input now in cache), as seven shifted multiply-adds, and along the image's height."""
+    again right after (its input now in cache), the call right after an untimed copy of its input (the input just
+    written, so in cache too, but no convolution run before it), as seven shifted multiply-adds, and along the
+    image's height."""
     from hf_vocos.modeling_vocos import _conv_time_major
 
     seconds = max(args.durations)
@@ -991,10 +993,10 @@ def depthwise_section(args, lines: list) -> None:
         outputs = [torch.empty_like(states) for _ in blocks]
         spent = collections.defaultdict(float)
 
-        def timed(name, function, warm=False):
+        def timed(name, function, prepare=None):
             def convolve(window, conv):
-                if warm:
-                    function(window, conv)  # untimed: the timed call then finds its input in cache
+                if prepare is not None:
+                    window = prepare(window, conv)  # untimed
                 begin = time.perf_counter()
                 result = function(window, conv)
                 spent[name] += time.perf_counter() - begin
@@ -1004,12 +1006,13 @@ def depthwise_section(args, lines: list) -> None:
 
         used = "the model's (channels-last, width)"
         variants = (
-            (used, _conv_time_major, False),
-            ("the same call again (warm)", _conv_time_major, True),
-            ("seven shifted multiply-adds", _shifted_depthwise, False),
-            ("along the image's height", _height_depthwise, False),
+            (used, _conv_time_major, None),
+            ("the same call again (warm)", _conv_time_major, lambda window, conv: (_conv_time_major(window, conv), window)[1]),
+            ("right after a copy of its input", _conv_time_major, lambda window, conv: window.clone()),
+            ("seven shifted multiply-adds", _shifted_depthwise, None),
+            ("along the image's height", _height_depthwise, None),
         )
-        options = {name: timed(name, function, warm) for name, function, warm in variants}
+        options = {name: timed(name, function, prepare) for name, function, prepare in variants}
         rounds = {name: [] for name in options}
         with torch.inference_mode():
             expected = _wavefront(blocks, states, tiles, bandwidth_id, 1, outputs).clone()
