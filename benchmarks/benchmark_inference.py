@@ -1052,14 +1052,19 @@ def head_alternative_section(args, lines: list) -> None:
         log_magnitude, phase = torch.randn(2, tile, bins, generator=generator).unbind(0)
         out, workspace = torch.empty(tile, bins, dtype=torch.complex64), torch.empty(tile, bins)
 
+        def magnitude():
+            # The model's in-place exp and clamp, on a copy of the log-magnitude (the model's is a fresh projection);
+            # both the model's spectrum and the polar one pay for that copy.
+            return head._magnitude_(log_magnitude.clone())
+
         def used_spectrum():
-            magnitude = log_magnitude.clone().exp_().clamp_(max=head.max_magnitude)
-            real = torch.cos(phase, out=workspace).mul_(magnitude)
-            return torch.complex(real, phase.sin().mul_(magnitude), out=out)
+            amplitude = magnitude()
+            real = torch.cos(phase, out=workspace).mul_(amplitude)
+            return torch.complex(real, phase.sin().mul_(amplitude), out=out)
 
         spectra = {
             "the model's (exp, cos, sin, complex)": used_spectrum,
-            "torch.polar": lambda: torch.polar(log_magnitude.exp().clamp_(max=head.max_magnitude), phase),
+            "torch.polar": lambda: torch.polar(magnitude(), phase),
             "complex exp": lambda: torch.exp(torch.complex(log_magnitude.clamp(max=math.log(head.max_magnitude)), phase)),
         }
         spectrum = used_spectrum().clone()

@@ -175,8 +175,7 @@ def test_experiment_sections_run(tmp_path):
     depthwise = [row for row in rows if len(row) == 6 and row[1] == "25 s x 1" and not row[2].endswith(" ms")]
     assert [row[2] for row in depthwise] == [
         "the model's (channels-last, width)", "the same call again (warm)", "right after a copy of its input",
-        "seven shifted multiply-adds",
-        "along the image's height",
+        "seven shifted multiply-adds", "along the image's height",
     ]
     assert all(float(row[5].rstrip(" |")) < 1e-3 for row in depthwise)
     head = [row for row in rows if len(row) == 7 and row[1] in ("spectrum", "inverse FFT")]
