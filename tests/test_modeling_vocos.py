@@ -434,6 +434,10 @@ def test_bandwidth_rows_as_views_equal_the_lookup():
         norm.affine(torch.tensor([0, 1]))  # the lookup took the first and dropped the rest, silently
     with pytest.raises(TypeError, match=r"`bandwidth_id` must be an integer tensor \(a bandwidth row\), got dtype torch.float32"):
         norm.affine(torch.tensor([1.5]))  # would have been truncated to row 1
+    features = torch.randn(1, model.config.input_channels, 20)
+    for bad, name in ((None, "NoneType"), (2, "int"), ([1], "list")):  # the low-level entry points take it as given
+        with pytest.raises(TypeError, match=rf"`bandwidth_id` must be the tensor `model.bandwidth_id\(bandwidth\)` gives .*got {name}"):
+            model.decode_frames(features, None, bad)
 
 
 def test_packed_weights_follow_weight_changes():

@@ -71,6 +71,11 @@ class VocosAdaptiveLayerNorm(nn.Module):
         kernels (small calls on a GPU are bound by kernel launches), and a row out of range is refused there, on any
         device. `VocosModel.bandwidth_id` gives it on the CPU, so reading it costs no device sync. While tracing it
         stays a graph input and the rows are looked up, with the same values."""
+        if not isinstance(bandwidth_id, torch.Tensor):
+            raise TypeError(
+                "`bandwidth_id` must be the tensor `model.bandwidth_id(bandwidth)` gives (this model's norms are "
+                f"conditioned on the bandwidth), got {type(bandwidth_id).__name__}."
+            )
         if bandwidth_id.numel() != 1:
             raise ValueError(
                 f"`bandwidth_id` must hold one bandwidth row (shape (1,)): one bandwidth per call, got shape "
