@@ -892,17 +892,14 @@ def _block_tile(block, source: torch.Tensor, target: torch.Tensor, start: int, s
     """One block's output for frames [start, stop) of `source` (batch 1, time-major) into `target`, with the kernels
     the model's tiled forward uses (packed weights), but no held-back tile: source and target are separate.
     `convolve(window, conv)` replaces the depthwise convolution of the window around the tile (default: the model's)."""
-    from hf_vocos.modeling_vocos import _conv_time_major, _packed_mlp_weights, _row_norm
+    from hf_vocos.modeling_vocos import _conv_time_major
 
     num_frames, hidden_size = source.shape[1:]
     radius = block.dwconv.padding[0]
-    first, second, second_bias = _packed_mlp_weights(block)
     low, high = max(start - radius, 0), min(stop + radius, num_frames)
     convolved = (convolve or _conv_time_major)(source[:, low:high], block.dwconv)[:, start - low : stop - low]
-    rows = _row_norm(block.norm, bandwidth_id)(convolved.reshape(-1, hidden_size))
-    inner = torch.ops.mkldnn._linear_pointwise(rows, first, block.pwconv1.bias, "gelu", [], "none")
     residual = source[:, start:stop].reshape(-1, hidden_size)
-    product = torch.ops.mkldnn._linear_pointwise.binary(inner, residual, second, second_bias, "add")
+    product = block._tile_mlp(bandwidth_id)(convolved.reshape(-1, hidden_size), residual)
     target[:, start:stop] = product.view(1, stop - start, hidden_size)
 
 

@@ -324,11 +324,8 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
         batch_size, num_frames, hidden_size = hidden_states.shape
         radius = self.dwconv.padding[0]
         output = hidden_states if reuse_input else torch.empty_like(hidden_states)
-        packed = _uses_packed_linear(self, self.pwconv1.weight)
-        if packed:
-            first, second, second_bias = _packed_mlp_weights(self)
         tile_frames = max(_MLP_TILE_FRAMES, radius)  # a held-back tile must not reach past the next one's left edge
-        norm = _row_norm(self.norm, bandwidth_id)
+        tile_mlp = self._tile_mlp(bandwidth_id)
         held = None
         for start in range(0, num_frames, tile_frames):
             stop = min(start + tile_frames, num_frames)
@@ -336,20 +333,35 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
             convolved = _conv_time_major(hidden_states[:, low:high], self.dwconv)[:, start - low : stop - low]
             if held is not None:
                 output[:, held[0] : held[1]] = held[2]
-            rows = norm(convolved.reshape(-1, hidden_size))
             residual = hidden_states[:, start:stop].reshape(-1, hidden_size)
-            if not packed:
-                product = torch.addcmul(residual, self.gamma, self.pwconv2(self.act(self.pwconv1(rows))))
-            else:
-                if self._fusable_gelu:
-                    inner = torch.ops.mkldnn._linear_pointwise(rows, first, self.pwconv1.bias, "gelu", [], "none")
-                else:
-                    inner = self.act(torch.ops.mkldnn._linear_pointwise(rows, first, self.pwconv1.bias, "none", [], ""))
-                product = torch.ops.mkldnn._linear_pointwise.binary(inner, residual, second, second_bias, "add")
+            product = tile_mlp(convolved.reshape(-1, hidden_size), residual)
             held = (start, stop, product.view(batch_size, stop - start, hidden_size))
         if held is not None:
             output[:, held[0] : held[1]] = held[2]
         return output
+
+    def _tile_mlp(self, bandwidth_id: torch.Tensor | None):
+        """CPU inference's rest of the block after the depthwise convolution, as a function of one tile's rows:
+        `(convolved, residual) -> residual + layer scale x MLP(norm(convolved))`, all (frames, hidden), a fresh
+        result. Its weights are fetched once per call of this method: packed by oneDNN where available (the GELU fused
+        into the first product for exact GELU, the layer scale folded into the second, whose epilogue adds the
+        residual), the plain modules otherwise."""
+        norm = _row_norm(self.norm, bandwidth_id)
+        if not _uses_packed_linear(self, self.pwconv1.weight):
+            return lambda convolved, residual: torch.addcmul(
+                residual, self.gamma, self.pwconv2(self.act(self.pwconv1(norm(convolved))))
+            )
+        first, second, second_bias = _packed_mlp_weights(self)
+
+        def packed(convolved: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+            rows = norm(convolved)
+            if self._fusable_gelu:
+                inner = torch.ops.mkldnn._linear_pointwise(rows, first, self.pwconv1.bias, "gelu", [], "none")
+            else:
+                inner = self.act(torch.ops.mkldnn._linear_pointwise(rows, first, self.pwconv1.bias, "none", [], ""))
+            return torch.ops.mkldnn._linear_pointwise.binary(inner, residual, second, second_bias, "add")
+
+        return packed
 
 
 class VocosBackbone(nn.Module):
