@@ -45,7 +45,7 @@ from hf_vocos.feature_extraction_vocos import usable_device  # noqa: E402
 
 BANDWIDTH = 6.0
 SECTIONS = [
-    "speed", "targets", "page-faults", "ceiling", "op-times", "packing", "features", "feature-stages", "feature-alternatives", "feature-interference",
+    "speed", "cpu-paths", "targets", "page-faults", "ceiling", "op-times", "packing", "features", "feature-stages", "feature-alternatives", "feature-interference",
     "streaming", "memory", "onnx", "kernels", "accelerator", "stages", "tile-sizes", "block-order", "second-product", "depthwise", "head-alternatives",
 ]
 # Not run by default: the device sections (for --device) and experiments the model does not use (docs/benchmarks.md).
@@ -435,6 +435,41 @@ def packing_section(args, lines: list) -> None:
             lines.append(
                 f"| {variant} | {seconds:g} s | {dtype_name} | {times['packed'] * 1000:.0f} ms | {times['plain'] * 1000:.0f} ms | "
                 f"{times['plain'] / times['packed']:.2f}x | {peaks['on']:.0f} MB | {peaks['off']:.0f} MB |"
+            )
+            print(lines[-1], flush=True)
+
+
+def cpu_paths_section(args, lines: list) -> None:
+    """The tiled (packed where oneDNN allows) CPU path against the plain one, forced either way, beside what this CPU
+    chooses (`capabilities.tiled_cpu_path_preferred`): the measurement behind the choice. Run it with
+    `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` for an AVX2-only CPU emulated."""
+    import hf_vocos.modeling_vocos as modeling
+    from hf_vocos.capabilities import tiled_cpu_path_preferred
+
+    chooses = "tiled" if tiled_cpu_path_preferred() else "plain"
+    for variant in args.models:
+        original, ours = build_pair(variant)
+        for seconds in args.durations:
+            inputs = make_inputs(ours, seconds, 1)
+
+            def forced(tiled: bool):
+                def call():
+                    modeling.tiled_cpu_path_preferred = lambda: tiled
+                    try:
+                        return ours(**inputs)
+                    finally:
+                        modeling.tiled_cpu_path_preferred = tiled_cpu_path_preferred
+                return call
+
+            with torch.inference_mode():
+                times = interleaved(
+                    {"original": original_call(original, ours, inputs), "tiled": forced(True), "plain": forced(False)},
+                    args.repeats,
+                )
+            lines.append(
+                f"| {variant} | {seconds:g} s | {torch.backends.cpu.get_cpu_capability()} | "
+                f"{times['original'] * 1000:.0f} ms | {times['tiled'] * 1000:.0f} ms | {times['plain'] * 1000:.0f} ms | "
+                f"{times['original'] / times['tiled']:.2f}x | {times['original'] / times['plain']:.2f}x | {chooses} |"
             )
             print(lines[-1], flush=True)
 
@@ -1282,6 +1317,7 @@ def main() -> None:
             for r in rows
         ] + [""]
     sections = [
+        ("cpu-paths", cpu_paths_section, "| model (float32, batch 1) | audio | torch CPU capability | original | tiled | plain | tiled ratio | plain ratio | chosen here |"),
         ("targets", target_section, "| model (60 s, batch 1) | processes | original fp32 | ours fp32 | ours bf16 | fp32 ratio | bf16 ratio | bf16 SNR (worst) |"),
         ("page-faults", fault_section, "| model (60 s, batch 1) | implementation | page faults per forward, median (range) | paged in | time per forward |"),
         ("op-times", op_times_section, "| model | audio | dtype | operator | ms per forward | calls per forward |"),

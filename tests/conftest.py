@@ -137,3 +137,22 @@ def save_small_checkpoint(folder: Path, variant: str = "mel", seed: int = 0) -> 
     tokenizer = None if variant == "mel" else tiny_encodec_model(seed=seed + 1)
     VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=tokenizer).save_pretrained(folder)
     return Path(folder)
+
+
+@pytest.fixture
+def tiled_cpu_path(monkeypatch):
+    """Force CPU inference onto the tiled path, which the model takes by itself only where it was measured faster
+    (`hf_vocos.capabilities.tiled_cpu_path_preferred`): tiling is plain torch and runs on any CPU, so its parity
+    with the plain path is tested everywhere. Packed weights still follow oneDNN's probe for the dtype used."""
+    import hf_vocos.modeling_vocos as modeling
+
+    monkeypatch.setattr(modeling, "tiled_cpu_path_preferred", lambda: True)
+
+
+def require_packed_linear(dtype: torch.dtype) -> None:
+    """Skip, saying why, where oneDNN cannot pack linear weights in `dtype` on this CPU (bfloat16 needs AVX-512
+    BW/VL/DQ or AVX-NE-CONVERT on x86)."""
+    from hf_vocos.capabilities import onednn_packed_linear_available
+
+    if not onednn_packed_linear_available(dtype):
+        pytest.skip(f"oneDNN cannot pack {dtype} linear weights on this CPU ({torch.backends.cpu.get_cpu_capability()})")

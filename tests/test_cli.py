@@ -236,3 +236,15 @@ def test_a_clip_the_model_refuses_fails_alone_in_its_batch(workspace, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "short.wav" in errors[0] and "at least 513 samples" in errors[0], result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.wav"]
+
+
+def test_dtype_auto_loads_the_native_dtype(workspace, tmp_path):
+    """`--dtype auto` is bfloat16 where the CPU computes it natively and float32 elsewhere; either way it decodes."""
+    from hf_vocos.vocoder import Vocoder, resolve_dtype
+
+    vocoder = Vocoder(str(workspace / "mel"), dtype="auto")
+    assert vocoder.model.dtype == resolve_dtype("auto", "cpu")
+    result = run("resynth", workspace / "in" / "a.wav", "-o", tmp_path / "a.wav", "--model", workspace / "mel", "--dtype", "auto")
+    assert result.returncode == 0, result.stderr
+    audio, rate = soundfile.read(tmp_path / "a.wav", dtype="float32")
+    assert rate == 24000 and np.isfinite(audio).all() and np.abs(audio).max() > 0

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import RELEASE_ENCODEC, SMALL_ENCODEC, SMALL_MEL, randomize_, speech_like
+from conftest import RELEASE_ENCODEC, SMALL_ENCODEC, SMALL_MEL, randomize_, require_packed_linear, speech_like
 from reference import build_encodec_vocos, build_mel_vocos, decode_codes, decode_features, encodec_codes
 from transformers import AutoModel
 
@@ -353,7 +353,7 @@ def test_half_precision_inference_keeps_its_snr(mel_pair, dtype, min_snr_db):
     assert _snr_db(reference, audio) >= min_snr_db
 
 
-def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch):
+def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch, tiled_cpu_path):
     """CPU inference tiles the MLP (and fuses GELU into oneDNN's matmul where available) and the head with its
     inverse FFT (or DFT matmul) into one frames buffer; training runs them whole. Both must compute the same
     function, across tile edges and for every item of a batch."""
@@ -440,11 +440,13 @@ def test_bandwidth_rows_as_views_equal_the_lookup():
             model.decode_frames(features, None, bad)
 
 
-def test_packed_weights_follow_weight_changes():
+def test_packed_weights_follow_weight_changes(tiled_cpu_path):
     """CPU inference multiplies by packed copies of the MLP weights (layer scale folded in) and of the head's
     projection, cached per module: any change to the weights must reach the output, and the cache must stay off the
     module (copies, state dicts)."""
     import copy
+
+    require_packed_linear(torch.float32)
 
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=15)
     features = torch.randn(1, 100, 40, generator=torch.Generator().manual_seed(16))
@@ -474,6 +476,7 @@ def test_packed_weights_follow_weight_changes():
     assert set(twin.state_dict()) == set(model.state_dict())
     torch.testing.assert_close(check(twin), check(model), rtol=0, atol=0)
     reference = check(model)
+    require_packed_linear(torch.bfloat16)
     half = model.to(torch.bfloat16)  # same parameters, cast: the cache must repack them in bf16
     with torch.no_grad():
         cached = half(input_features=features).audio
@@ -482,7 +485,7 @@ def test_packed_weights_follow_weight_changes():
     assert _snr_db(reference, cached) >= 30 and _snr_db(plain, cached) >= 30
 
 
-def test_pack_cpu_weights_turns_the_packed_copies_off_and_frees_them(tmp_path):
+def test_pack_cpu_weights_turns_the_packed_copies_off_and_frees_them(tmp_path, tiled_cpu_path):
     """`model.pack_cpu_weights = False` frees the model's packed weight copies at once and runs the plain products
     (the same audio to float32 rounding); `True` packs again. A runtime setting: copies keep it, saves do not."""
     import copy
@@ -491,8 +494,7 @@ def test_pack_cpu_weights_turns_the_packed_copies_off_and_frees_them(tmp_path):
 
     import hf_vocos.modeling_vocos as modeling
 
-    if not modeling._onednn_packed_linear_available():
-        pytest.skip("this torch has no oneDNN packed linear")
+    require_packed_linear(torch.float32)
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=18)
     features = torch.randn(2, 100, 50, generator=torch.Generator().manual_seed(19))
     modules = [*model.backbone.convnext, model.head]
@@ -527,7 +529,7 @@ def test_pack_cpu_weights_turns_the_packed_copies_off_and_frees_them(tmp_path):
 
 @pytest.mark.parametrize("tile_frames", [1, 3, 4, 7, 29, 30, 64])
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
-def test_tiled_block_equals_the_plain_path_across_tile_edges(monkeypatch, tile_frames, variant):
+def test_tiled_block_equals_the_plain_path_across_tile_edges(monkeypatch, tiled_cpu_path, tile_frames, variant):
     """In CPU inference a block runs its depthwise convolution, norm and MLP over tiles of frames, each tile's
     convolution reading `kernel_size // 2` frames beyond it, and may write its output over its input (a tile's result
     held back until the next tile has read the frames it overlaps). Every tile size, down to fewer frames than the

@@ -24,6 +24,8 @@ __all__ = ["main"]
 logger = logging.getLogger("hf_vocos")
 
 DEFAULT_MODEL = "hf-audio/vocos-mel-24khz"
+# (the choices of `vocoder.resolve_dtype`, spelled out so that `--help` does not import torch)
+DTYPE_CHOICES = ("float32", "bfloat16", "float16", "auto")
 
 
 class CliError(Exception):
@@ -298,7 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--model", default=DEFAULT_MODEL, help=f"Hub id or local folder (default {DEFAULT_MODEL})")
         sub.add_argument("--bandwidth", type=float, help=bandwidth_help)
         sub.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
-        sub.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+        sub.add_argument(
+            "--dtype",
+            default="float32",
+            choices=DTYPE_CHOICES,
+            help="float32 (default), bfloat16, float16, or auto: bfloat16 where the device computes it natively "
+            "(AVX512-BF16, AMX, ARM BF16, recent GPUs), else float32; emulated bfloat16 is about 13x slower",
+        )
         sub.add_argument("--batch-size", type=int, default=8, help="items decoded together (default 8)")
         sub.add_argument(
             "--long-seconds",

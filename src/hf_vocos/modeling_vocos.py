@@ -17,6 +17,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 
+from .capabilities import onednn_packed_linear_available, tiled_cpu_path_preferred
 from .configuration_vocos import VocosConfig
 
 logger = logging.get_logger(__name__)
@@ -142,10 +143,11 @@ def _eager_inference() -> bool:
 
 
 def _tiled_cpu_inference(hidden_states: torch.Tensor) -> bool:
-    """Whether to run frame-wise work over tiles of frames: eager CPU inference only. Training keeps whole-sequence
-    ops (autograd), accelerators gain nothing, and compile, export and tracing need a graph whose size does not
-    depend on the input's length."""
-    return _eager_inference() and hidden_states.device.type == "cpu"
+    """Whether to run frame-wise work over tiles of frames: eager CPU inference only, on a CPU where that path was
+    measured faster (`capabilities.tiled_cpu_path_preferred`). Training keeps whole-sequence ops (autograd),
+    accelerators gain nothing, and compile, export and tracing need a graph whose size does not depend on the
+    input's length."""
+    return _eager_inference() and hidden_states.device.type == "cpu" and tiled_cpu_path_preferred()
 
 
 def _accelerator_inference(tensor: torch.Tensor) -> bool:
@@ -161,43 +163,15 @@ def _value_checks_enabled() -> bool:
     return not _tracing()
 
 
-@functools.cache
-def _onednn_packed_linear_available() -> bool:
-    """oneDNN's linear on a weight packed into its blocked layout (`torch.ops.mkldnn._reorder_linear_weight`) with a
-    fused exact-GELU epilogue (`_linear_pointwise`) or residual add (`_linear_pointwise.binary`): private ops (what
-    inductor's CPU backend uses), so used only where they exist and agree with the unfused computation. Checked once,
-    on first use rather than at import."""
-    if not (
-        torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    ):
-        return False
-    try:
-        generator = torch.Generator().manual_seed(0)
-        inputs, weight, bias, other = (
-            torch.randn(shape, generator=generator) for shape in ((8, 16), (24, 16), (24,), (8, 24))
-        )
-        with torch.no_grad():
-            packed = torch.ops.mkldnn._reorder_linear_weight(weight, 8)
-            fused_gelu = torch.ops.mkldnn._linear_pointwise(inputs, packed, bias, "gelu", [], "none")
-            fused_add = torch.ops.mkldnn._linear_pointwise.binary(inputs, other, packed, bias, "add")
-            plain = nn.functional.linear(inputs, weight, bias)
-        return bool(
-            torch.allclose(fused_gelu, nn.functional.gelu(plain), rtol=1e-5, atol=1e-5)
-            and torch.allclose(fused_add, plain + other, rtol=1e-5, atol=1e-5)
-        )
-    except (RuntimeError, TypeError):
-        return False
-
-
 def _uses_packed_linear(module: nn.Module, weight: torch.Tensor) -> bool:
-    """Whether CPU inference multiplies `module`'s `weight` by packed copies: float32 or bfloat16, oneDNN offers it,
-    and the model has not turned packing off (`VocosModel.pack_cpu_weights`)."""
+    """Whether CPU inference multiplies `module`'s `weight` by packed copies: the model has not turned packing off
+    (`VocosModel.pack_cpu_weights`), no CPU autocast region is active (the packed products would bypass it: the
+    autocast dtype is the one actually used, and the plain modules follow it), and oneDNN packs the weight's dtype
+    on this CPU."""
     return (
         getattr(module, "_pack_cpu_weights", True)
-        and weight.dtype in (torch.float32, torch.bfloat16)
-        and _onednn_packed_linear_available()
+        and not torch.is_autocast_enabled("cpu")
+        and onednn_packed_linear_available(weight.dtype)
     )
 
 

@@ -14,19 +14,41 @@ import numpy as np
 import torch
 
 from .audio_io import resample, to_mono
+from .capabilities import native_bfloat16_available
 from .feature_extraction_vocos import usable_device
 from .modeling_vocos import VocosModel
 from .processing_vocos import VocosProcessor
 
-__all__ = ["Vocoder", "each_or_alone"]
+__all__ = ["Vocoder", "each_or_alone", "resolve_dtype"]
 
 logger = logging.getLogger("hf_vocos")
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = (*_DTYPES, "auto")
+
+
+def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """The torch dtype for a `--dtype` choice. `"auto"` is bfloat16 where `device` computes it natively (on a CPU:
+    AVX512-BF16, AMX or ARM's BF16 extension; on CUDA: a GPU with native bf16) and float32 elsewhere: emulated
+    bfloat16 runs about 13x slower than float32 (measured on an AVX2-only x86 CPU)."""
+    if dtype not in DTYPE_CHOICES:
+        raise ValueError(f"--dtype {dtype!r}: expected one of {list(DTYPE_CHOICES)}")
+    if dtype != "auto":
+        return _DTYPES[dtype]
+    device = torch.device(device)
+    if device.type == "cpu":
+        native = native_bfloat16_available()
+    elif device.type == "cuda":
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        native = False
+    return torch.bfloat16 if native else torch.float32
 
 
 class Vocoder:
-    """Load `model` (a Hub id or a folder, hf_vocos or original format) on `device` in `dtype`.
+    """Load `model` (a Hub id or a folder, hf_vocos or original format) on `device` in `dtype` (`"float32"`,
+    `"bfloat16"`, `"float16"`, or `"auto"`: bfloat16 where the device computes it natively, float32 otherwise; see
+    `resolve_dtype`).
 
     `bandwidth` (kbps) is required for EnCodec models and refused for mel models.
     """
@@ -41,14 +63,15 @@ class Vocoder:
         long_seconds: float = 60.0,
         chunk_frames: int = 512,
     ):
-        if dtype not in _DTYPES:
-            raise ValueError(f"--dtype {dtype!r}: expected one of {sorted(_DTYPES)}")
+        if dtype not in DTYPE_CHOICES:
+            raise ValueError(f"--dtype {dtype!r}: expected one of {list(DTYPE_CHOICES)}")
         if batch_size < 1:
             raise ValueError(f"--batch-size {batch_size}: expected at least 1")
         if not long_seconds >= 0:  # also refuses NaN
             raise ValueError(f"--long-seconds {long_seconds}: expected a number of seconds >= 0")
         self.device = usable_device(device, "--device")
-        self.model = VocosModel.from_pretrained(model, dtype=_DTYPES[dtype]).to(self.device).eval()
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = VocosModel.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
         self.processor = VocosProcessor.from_pretrained(model)
         config = self.model.config
         if config.is_codes_model and bandwidth is None:
