@@ -11,28 +11,27 @@ import pytest
 import scipy.signal
 import torch
 
-# Sizes small enough to keep the suite fast; the parity tests use the release sizes.
-SMALL_MEL = {"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2}
-SMALL_ENCODEC = {
-    "input_channels": 128,
-    "hidden_size": 32,
-    "intermediate_size": 48,
-    "num_hidden_layers": 2,
-    "n_fft": 1280,
-    "hop_length": 320,
-    "istft_padding": "same",
-    "bandwidths": [1.5, 3.0, 6.0, 12.0],
-}
-RELEASE_ENCODEC = {
-    "input_channels": 128,
-    "hidden_size": 384,
-    "intermediate_size": 1152,
-    "num_hidden_layers": 8,
-    "n_fft": 1280,
-    "hop_length": 320,
-    "istft_padding": "same",
-    "bandwidths": [1.5, 3.0, 6.0, 12.0],
-}
+# Sizes small enough to keep the suite fast (VocosConfig / VocosEncodecConfig fields); the parity tests use the
+# release sizes (the configs' defaults).
+SMALL_MEL = {"hidden_size": 32, "intermediate_size": 48, "num_layers": 2}
+SMALL_ENCODEC = {"hidden_size": 32, "intermediate_size": 48, "num_layers": 2}
+RELEASE_ENCODEC = {}
+
+
+def small_config(variant: str, **overrides):
+    """A small config of `variant` ("mel" or "encodec")."""
+    from hf_vocos import VocosConfig, VocosEncodecConfig
+
+    if variant == "mel":
+        return VocosConfig(**SMALL_MEL, **overrides)
+    return VocosEncodecConfig(**SMALL_ENCODEC, **overrides)
+
+
+def model_for(config):
+    """A random model of `config`'s class: VocosEncodecModel for an EnCodec config, VocosModel otherwise."""
+    from hf_vocos import VocosEncodecModel, VocosModel
+
+    return (VocosEncodecModel if config.is_codes_model else VocosModel)(config)
 
 
 def pytest_addoption(parser):
@@ -88,12 +87,12 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             noise = torch.randn(parameter.shape, generator=generator)
-            if "norm" in name or name.endswith("gamma"):
+            if "norm" in name or name.endswith("layer_scale_parameter"):
                 parameter.copy_(1.0 + 0.1 * noise)
-            elif "codebook" in name:
-                parameter.copy_(noise)
             else:
                 parameter.copy_(0.05 * noise)
+        if hasattr(model, "codebook_weights"):  # (a buffer: the codebooks are EnCodec's, not trained here)
+            model.codebook_weights.copy_(torch.randn(model.codebook_weights.shape, generator=generator))
     return model.eval()
 
 
@@ -130,23 +129,12 @@ def fill_hub_cache(cache_dir: Path, repo_id: str, folder: Path) -> Path:
 
 def save_small_checkpoint(folder: Path, variant: str = "mel", seed: int = 0) -> Path:
     """A small random model and its processor saved in `folder` (EnCodec: with a tiny random EnCodec tokenizer)."""
-    from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
+    from hf_vocos import VocosFeatureExtractor, VocosProcessor
 
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    randomize_(VocosModel(config), seed=seed).save_pretrained(folder)
+    randomize_(model_for(small_config(variant)), seed=seed).save_pretrained(folder)
     tokenizer = None if variant == "mel" else tiny_encodec_model(seed=seed + 1)
     VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=tokenizer).save_pretrained(folder)
     return Path(folder)
-
-
-@pytest.fixture
-def tiled_cpu_path(monkeypatch):
-    """Force CPU inference onto the tiled path, which the model takes by itself only where it was measured faster
-    (`hf_vocos.capabilities.tiled_cpu_path_preferred`): tiling is plain torch and runs on any CPU, so its parity
-    with the plain path is tested everywhere. Packed weights still follow oneDNN's probe for the dtype used."""
-    import hf_vocos.modeling_vocos as modeling
-
-    monkeypatch.setattr(modeling, "tiled_cpu_path_preferred", lambda: True)
 
 
 def require_packed_linear(dtype: torch.dtype) -> None:

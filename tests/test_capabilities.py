@@ -52,7 +52,6 @@ def test_cli_offers_the_vocoder_dtypes():
 _AVX2_CHILD = textwrap.dedent(
     """
     import json, torch
-    import hf_vocos.modeling_vocos as modeling
     from hf_vocos import VocosConfig, VocosModel, capabilities
     from hf_vocos.vocoder import resolve_dtype
 
@@ -65,9 +64,12 @@ _AVX2_CHILD = textwrap.dedent(
         "auto": str(resolve_dtype("auto", "cpu")),
     }
     torch.manual_seed(0)
-    config = VocosConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2)
+    config = VocosConfig(hidden_size=64, intermediate_size=96, num_layers=2)
     model = VocosModel(config).eval()
     features = torch.randn(1, 100, 60)
+    report["auto_path"] = model.implementation_for(features).name  # (with autograd: eager)
+    with torch.no_grad():
+        report["auto_path"] = model.implementation_for(features).name
 
     def snr(reference, estimate):
         return float(10 * torch.log10(reference.square().sum() / (reference - estimate).square().sum()))
@@ -81,9 +83,9 @@ _AVX2_CHILD = textwrap.dedent(
             cast.load_state_dict(model.state_dict())
             cast.to(getattr(torch, dtype))
             report[dtype + "_snr"] = snr(reference, cast(input_features=features).audio)
-            modeling.tiled_cpu_path_preferred = lambda: True  # the tiled path, forced, steps aside from packing
+            cast.inference_implementation = "cpu_tiled"  # forced: it steps aside from packing it cannot run
             report[dtype + "_tiled_snr"] = snr(reference, cast(input_features=features).audio)
-            modeling.tiled_cpu_path_preferred = capabilities.tiled_cpu_path_preferred
+            report["tiled_used"] = cast.implementation_for(features).name
     print(json.dumps(report))
     """
 )
@@ -96,9 +98,9 @@ def test_avx2_only_cpu_runs_every_dtype():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["capability"] == "AVX2"
-    assert report["tiled"] is False  # measured slower there: the plain path runs
+    assert report["tiled"] is False and report["auto_path"] == "eager"  # measured slower there: the plain path runs
     assert report["packed_bfloat16"] is False and report["native_bfloat16"] is False
-    assert report["auto"] == "torch.float32"
+    assert report["auto"] == "torch.float32" and report["tiled_used"] == "cpu_tiled"
     for key in ("autocast_snr", "bfloat16_snr", "bfloat16_tiled_snr"):
         assert report[key] >= 30, (key, report)
     for key in ("float16_snr", "float16_tiled_snr"):

@@ -1,29 +1,35 @@
-"""VocosConfig: release defaults, derived EnCodec fields, validation, serialisation."""
+"""VocosConfig and VocosEncodecConfig: release defaults, the Hub's field names, older names mapped, validation."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from conftest import RELEASE_ENCODEC
 from transformers import AutoConfig
 
-from hf_vocos import VocosConfig
+from hf_vocos import VocosConfig, VocosEncodecConfig
 
 
 def test_defaults_are_vocos_mel_24khz():
     config = VocosConfig()
     assert config.model_type == "vocos"
-    assert (config.input_channels, config.hidden_size, config.intermediate_size, config.num_hidden_layers) == (100, 512, 1536, 8)
+    assert (config.n_mels, config.hidden_size, config.intermediate_size, config.num_layers) == (100, 512, 1536, 8)
     assert (config.n_fft, config.hop_length, config.win_length, config.istft_padding) == (1024, 256, 1024, "center")
-    assert (config.kernel_size, config.input_kernel_size, config.layer_norm_eps, config.hidden_act) == (7, 7, 1e-6, "gelu")
+    assert (config.kernel_size, config.padding, config.layer_norm_eps, config.hidden_act) == (7, 3, 1e-6, "gelu")
     assert config.layer_scale_init_value == pytest.approx(1 / 8)
-    assert config.sampling_rate == 24000 and config.frame_rate == pytest.approx(93.75)
-    assert not config.is_codes_model and config.use_adaptive_norm is False and config.num_codebooks is None
+    assert config.sample_rate == 24000 and config.frame_rate == pytest.approx(93.75)
+    assert not config.is_codes_model and config.use_adaptive_norm is False and config.bandwidths is None
+    # the names older code used read the same fields
+    assert config.num_hidden_layers == 8 and config.sampling_rate == 24000 and config.input_channels == 100
 
 
-def test_encodec_variant_derives_codebooks():
-    config = VocosConfig(**RELEASE_ENCODEC)
-    assert config.is_codes_model and config.use_adaptive_norm
+def test_defaults_are_vocos_encodec_24khz():
+    config = VocosEncodecConfig()
+    assert config.model_type == "vocos_encodec"
+    assert (config.codebook_dim, config.num_quantizers, config.hidden_size, config.intermediate_size) == (128, 16384, 384, 1152)
+    assert (config.n_fft, config.hop_length, config.istft_padding, config.bandwidths) == (1280, 320, "same", [1.5, 3.0, 6.0, 12.0])
+    assert config.is_codes_model and config.use_adaptive_norm and config.input_channels == 128
     assert config.frame_rate == 75
     # EnCodec 24 kHz: 75 frames/s x 10 bits per codebook = 750 bit/s per codebook.
     assert [config.num_quantizers_for_bandwidth(b) for b in config.bandwidths] == [2, 4, 8, 16]
@@ -38,38 +44,76 @@ def test_encodec_variant_derives_codebooks():
 
 
 @pytest.mark.parametrize(
-    "kwargs, field",
+    "config_class, kwargs, field",
     [
-        ({"hidden_size": 0}, "hidden_size"),
-        ({"num_hidden_layers": 2.5}, "num_hidden_layers"),
-        ({"input_channels": True}, "input_channels"),
-        ({"kernel_size": 4}, "kernel_size"),
-        ({"input_kernel_size": 2}, "input_kernel_size"),
-        ({"istft_padding": "valid"}, "istft_padding"),
-        ({"hop_length": 1024}, "hop_length"),
-        ({"win_length": 2048}, "win_length"),
-        ({"hidden_act": "swishy"}, "hidden_act"),
-        ({"layer_norm_eps": -1.0}, "layer_norm_eps"),
-        ({"layer_scale_init_value": 0.0}, "layer_scale_init_value"),
-        ({"max_magnitude": float("nan")}, "max_magnitude"),
-        ({**RELEASE_ENCODEC, "bandwidths": []}, "bandwidths"),
-        ({**RELEASE_ENCODEC, "bandwidths": [6.0, 6.0]}, "bandwidths"),
-        ({**RELEASE_ENCODEC, "bandwidths": [-1.5]}, "bandwidths"),
-        ({**RELEASE_ENCODEC, "input_channels": 100}, "input_channels"),
-        ({**RELEASE_ENCODEC, "num_codebooks": 8}, "num_codebooks"),
-        ({"num_codebooks": 8}, "num_codebooks"),
-        ({"use_adaptive_norm": True}, "use_adaptive_norm"),
+        (VocosConfig, {"hidden_size": 0}, "hidden_size"),
+        (VocosConfig, {"num_layers": 2.5}, "num_layers"),
+        (VocosConfig, {"n_mels": True}, "n_mels"),
+        (VocosConfig, {"kernel_size": 4}, "kernel_size"),
+        (VocosConfig, {"padding": 2}, "padding"),
+        (VocosConfig, {"n_fft": 1023, "win_length": 1000}, "n_fft"),
+        (VocosConfig, {"istft_padding": "valid"}, "istft_padding"),
+        (VocosConfig, {"hop_length": 1024}, "hop_length"),
+        (VocosConfig, {"win_length": 2048}, "win_length"),
+        (VocosConfig, {"hidden_act": "swishy"}, "hidden_act"),
+        (VocosConfig, {"layer_norm_eps": -1.0}, "layer_norm_eps"),
+        (VocosConfig, {"layer_scale_init_value": 0.0}, "layer_scale_init_value"),
+        (VocosConfig, {"max_magnitude": float("nan")}, "max_magnitude"),
+        (VocosConfig, {"input_channels": 100, "input_kernel_size": 5}, "input_kernel_size"),
+        (VocosEncodecConfig, {"bandwidths": []}, "bandwidths"),
+        (VocosEncodecConfig, {"bandwidths": [6.0, 6.0]}, "bandwidths"),
+        (VocosEncodecConfig, {"bandwidths": [-1.5]}, "bandwidths"),
+        (VocosEncodecConfig, {"num_quantizers": 8192}, "num_quantizers"),
+        (VocosEncodecConfig, {"num_quantizers": 16000}, "num_quantizers"),
+        (VocosEncodecConfig, {"codebook_dim": 0}, "codebook_dim"),
+        (VocosEncodecConfig, {"use_adaptive_norm": "yes"}, "use_adaptive_norm"),
     ],
 )
-def test_invalid_values_raise_naming_the_field(kwargs, field):
+def test_invalid_values_raise_naming_the_field(config_class, kwargs, field):
     with pytest.raises(ValueError, match=f"`{field}`"):
-        VocosConfig(**kwargs)
+        config_class(**kwargs)
 
 
-def test_round_trip_and_auto_config(tmp_path):
-    config = VocosConfig(**RELEASE_ENCODEC)
+def test_a_mel_config_that_describes_an_encodec_model_names_the_class_to_use():
+    with pytest.raises(ValueError, match="describes an EnCodec model.*use VocosEncodecConfig"):
+        VocosConfig(bandwidths=[1.5, 3.0, 6.0, 12.0], use_adaptive_norm=True)
+
+
+@pytest.mark.parametrize("config", [VocosConfig(hidden_size=64), VocosEncodecConfig(hidden_size=64)], ids=["mel", "encodec"])
+def test_round_trip_and_auto_config(tmp_path, config):
     config.save_pretrained(tmp_path)
-    reloaded = AutoConfig.from_pretrained(tmp_path)
-    assert type(reloaded) is VocosConfig
-    assert reloaded.to_diff_dict() == config.to_diff_dict()
-    assert reloaded.bandwidths == [1.5, 3.0, 6.0, 12.0] and reloaded.num_codebooks == 16
+    saved = json.loads((tmp_path / "config.json").read_text())
+    # The Hub's field names, none of the older ones.
+    assert not {"input_channels", "num_hidden_layers", "sampling_rate", "num_codebooks", "input_kernel_size"} & set(saved)
+    assert ("n_mels" in saved) != config.is_codes_model and ("codebook_dim" in saved) == config.is_codes_model
+    for loader in (AutoConfig.from_pretrained, VocosConfig.from_pretrained, type(config).from_pretrained):
+        reloaded = loader(tmp_path)
+        assert type(reloaded) is type(config)
+        assert reloaded.to_diff_dict() == config.to_diff_dict()
+
+
+@pytest.mark.parametrize(
+    "fields, config_class, expected",
+    [
+        # generations A-B: hidden_dim, intermediate_dim, spec_padding, input_channels
+        ({"input_channels": 100, "hidden_dim": 64, "intermediate_dim": 96, "num_layers": 3, "spec_padding": "center", "use_adaptive_norm": False, "num_bandwidths": 4},
+         VocosConfig, {"n_mels": 100, "hidden_size": 64, "intermediate_size": 96, "num_layers": 3, "istft_padding": "center"}),
+        # generation C mel: bandwidths written although the norms are not adaptive: a mel model
+        ({"input_channels": 100, "hidden_size": 64, "intermediate_size": 96, "istft_padding": "center", "use_adaptive_norm": False, "bandwidths": [1.5, 3.0, 6.0, 12.0], "sampling_rate": 22050},
+         VocosConfig, {"n_mels": 100, "hidden_size": 64, "sample_rate": 22050}),
+        # generation D EnCodec: n_mels is the codebook width, use_adaptive_norm marks the variant
+        ({"n_mels": 128, "hidden_size": 64, "intermediate_size": 96, "istft_padding": "same", "use_adaptive_norm": True, "bandwidths": [1.5, 3.0, 6.0, 12.0]},
+         VocosEncodecConfig, {"codebook_dim": 128, "hidden_size": 64, "num_quantizers": 16384}),
+        # hf_vocos before the Hub format
+        ({"input_channels": 128, "hidden_size": 64, "num_hidden_layers": 2, "input_kernel_size": 7, "bandwidths": [1.5, 3.0, 6.0, 12.0], "num_codebooks": 16, "use_adaptive_norm": True, "sampling_rate": 24000, "n_fft": 1280, "hop_length": 320},
+         VocosEncodecConfig, {"codebook_dim": 128, "num_layers": 2, "num_quantizers": 16384, "sample_rate": 24000}),
+        ({"input_channels": 80, "hidden_size": 64, "num_hidden_layers": 2, "input_kernel_size": 7, "bandwidths": None, "num_codebooks": None, "use_adaptive_norm": False, "codebook_size": 1024, "codebook_dim": 128},
+         VocosConfig, {"n_mels": 80, "num_layers": 2}),
+    ],
+)
+def test_older_config_formats_are_mapped(tmp_path, fields, config_class, expected):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vocos", **fields}))
+    for loader in (AutoConfig.from_pretrained, VocosConfig.from_pretrained):
+        config = loader(tmp_path)
+        assert type(config) is config_class
+        assert {key: getattr(config, key) for key in expected} == expected

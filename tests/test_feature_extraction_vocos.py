@@ -14,10 +14,10 @@ from hf_vocos import VocosConfig, VocosFeatureExtractor
 # (our kwargs, the same settings spelled for librosa)
 CONVENTIONS = {
     "original-center": ({}, {"sr": 24000, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 100, "htk": True, "norm": None, "fmin": 0.0, "fmax": None}),
-    "original-same": ({"stft_padding": "same"}, {"sr": 24000, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 100, "htk": True, "norm": None, "fmin": 0.0, "fmax": None}),
+    "original-same": ({"padding": "same"}, {"sr": 24000, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 100, "htk": True, "norm": None, "fmin": 0.0, "fmax": None}),
     # HiFi-GAN's front end: 22.05 kHz, 80 slaney mels with area normalisation, 0-8 kHz, "same" padding.
     "hifigan-22khz": (
-        {"sampling_rate": 22050, "feature_size": 80, "f_max": 8000.0, "mel_scale": "slaney", "mel_norm": "slaney", "stft_padding": "same"},
+        {"sampling_rate": 22050, "feature_size": 80, "f_max": 8000.0, "mel_scale": "slaney", "mel_norm": "slaney", "padding": "same"},
         {"sr": 22050, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 80, "htk": False, "norm": "slaney", "fmin": 0.0, "fmax": 8000.0},
     ),
     # A window shorter than the FFT, and a raised f_min.
@@ -63,7 +63,7 @@ def test_matches_librosa(name):
 
 def test_frame_counts_follow_padding():
     center = VocosFeatureExtractor()
-    same = VocosFeatureExtractor(stft_padding="same")
+    same = VocosFeatureExtractor(padding="same")
     for length in (513, 1000, 24000, 24001):
         assert center.num_frames(length) == 1 + length // 256
         assert center(np.zeros(length, np.float32), sampling_rate=24000)["input_features"].shape[-1] == 1 + length // 256
@@ -149,7 +149,7 @@ def test_wrong_sampling_rate_raises(speech):
 
 
 def test_short_audio_minimum_depends_on_padding():
-    same = VocosFeatureExtractor(stft_padding="same")
+    same = VocosFeatureExtractor(padding="same")
     assert same.min_num_samples == 385
     assert same(np.zeros(385, np.float32), sampling_rate=24000)["input_features"].shape == (1, 100, 1)
     with pytest.raises(ValueError, match="at least 385"):
@@ -159,7 +159,7 @@ def test_short_audio_minimum_depends_on_padding():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"stft_padding": "valid"}, "stft_padding"),
+        ({"padding": "valid"}, "padding"), ({"num_mel_bins": 80}, "num_mel_bins"),
         ({"mel_scale": "bark"}, "mel_scale"),
         ({"mel_norm": "l2"}, "mel_norm"),
         ({"f_max": 13000.0}, "f_max"),
@@ -213,7 +213,7 @@ def test_blocked_stft_equals_one_block(monkeypatch, padding, block_frames):
     the reflect padding in the first and last blocks only; ragged batches too."""
     import hf_vocos.feature_extraction_vocos as module
 
-    extractor = VocosFeatureExtractor(stft_padding=padding)
+    extractor = VocosFeatureExtractor(padding=padding)
     clips = [speech_like(n, seed=i) for i, n in enumerate((24000, 7001, 1000))]
     whole = extractor(clips, sampling_rate=24000, return_tensors="pt")
     monkeypatch.setattr(module, "_FRAMES_PER_BLOCK", block_frames)
@@ -312,7 +312,7 @@ def test_reflect_segment_equals_numpy_pad(start, stop):
 def test_windowed_frames_equal_reflect_padded_framing(padding, length):
     """Frames inside the clip are read in place and only those reaching into the padding are copied: every frame,
     whichever block it starts, equals the plain reflect-pad-then-frame computation."""
-    extractor = VocosFeatureExtractor(stft_padding=padding)
+    extractor = VocosFeatureExtractor(padding=padding)
     length = length or extractor.min_num_samples  # None: the shortest clip allowed, all frames in the padding
     clip = speech_like(length, seed=length)
     pad, hop, n_fft = extractor.edge_padding, extractor.hop_length, extractor.n_fft
@@ -337,3 +337,23 @@ def test_read_only_and_reversed_clips_are_used_without_warnings(speech, recwarn)
     expected = extractor([speech.copy(), reversed_view.copy(), speech[::2].copy()], sampling_rate=24000)["input_features"]
     np.testing.assert_array_equal(got, expected)
     assert not [warning for warning in recwarn if "writable" in str(warning.message)]
+
+
+@pytest.mark.parametrize("padding_key", ["padding", "stft_padding"])
+def test_saved_settings_load_in_the_hubs_names_and_the_older_ones(tmp_path, padding_key):
+    """The Hub format's preprocessor_config.json names the STFT padding `padding` (hf_vocos once wrote
+    `stft_padding`): a 22.05 kHz "same" extractor must come back "same", frame count included."""
+    import json
+
+    fields = {
+        "feature_extractor_type": "VocosFeatureExtractor", "feature_size": 80, "num_mel_bins": 80, "sampling_rate": 22050,
+        "n_fft": 1024, "hop_length": 256, "win_length": 1024, padding_key: "same", "padding_side": "right",
+        "padding_value": 0.0, "return_attention_mask": True, "f_max": 8000.0,
+    }
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(fields))
+    extractor = VocosFeatureExtractor.from_pretrained(tmp_path)
+    assert extractor.padding == "same" and extractor.feature_size == 80
+    features = extractor(speech_like(22050, 22050), sampling_rate=22050)["input_features"]
+    assert features.shape == (1, 80, 22050 // 256 + 1 - 1)  # "same": T // hop frames ("center" would give one more)
+    saved = extractor.to_dict()
+    assert saved["padding"] == "same" and "stft_padding" not in saved and saved["num_mel_bins"] == 80

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import RELEASE_ENCODEC, SMALL_ENCODEC, SMALL_MEL, randomize_, speech_like
+from conftest import SMALL_ENCODEC, SMALL_MEL, model_for, randomize_, small_config, speech_like
 from reference import build_encodec_vocos, build_mel_vocos
 
-from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
-from hf_vocos.conversion import convert_original_state_dict
+from hf_vocos import VocosConfig, VocosEncodecConfig, VocosEncodecModel, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos.checkpoint_formats import rename_weights
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -30,8 +30,8 @@ def no_tf32():
 
 
 def _ours_from_original(original: torch.nn.Module, config: VocosConfig) -> VocosModel:
-    model = VocosModel(config).eval()
-    model.load_state_dict(convert_original_state_dict(original.state_dict())[0], strict=True)
+    model = model_for(config).eval()
+    model.load_checked(rename_weights({key: value.cpu() for key, value in original.state_dict().items()}), "original")
     return model
 
 
@@ -44,7 +44,7 @@ def mel_pair():
 @pytest.fixture(scope="module")
 def encodec_pair():
     original = build_encodec_vocos(seed=0).to(CUDA)
-    return original, _ours_from_original(original, VocosConfig(**RELEASE_ENCODEC)).to(CUDA)
+    return original, _ours_from_original(original, VocosEncodecConfig()).to(CUDA)
 
 
 def _speech_features(seconds: float, items: int = 2) -> torch.Tensor:
@@ -83,7 +83,7 @@ def test_encodec_parity_with_original_on_gpu(encodec_pair, no_tf32, bandwidth_id
 def test_gpu_output_equals_cpu_output(mel_pair, no_tf32):
     _, ours = mel_pair
     features = _speech_features(1.0)
-    cpu_model = VocosModel(ours.config).eval()
+    cpu_model = model_for(ours.config).eval()
     cpu_model.load_state_dict(ours.state_dict())
     with torch.inference_mode():
         on_cpu = cpu_model(input_features=features).audio
@@ -109,7 +109,7 @@ def test_cpu_inputs_are_moved_to_the_models_device(encodec_pair):
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
 def test_half_precision_on_gpu_keeps_its_snr(mel_pair, encodec_pair, variant, dtype, min_snr_db):
     _, ours = mel_pair if variant == "mel" else encodec_pair
-    half = VocosModel(ours.config).eval()
+    half = model_for(ours.config).eval()
     half.load_state_dict(ours.state_dict())
     half.to(CUDA, dtype)
     if variant == "mel":
@@ -124,16 +124,16 @@ def test_half_precision_on_gpu_keeps_its_snr(mel_pair, encodec_pair, variant, dt
 
 
 VARIANTS = {
-    "mel-center": SMALL_MEL,
-    "mel-same": {**SMALL_MEL, "istft_padding": "same"},
-    "encodec-same": SMALL_ENCODEC,
-    "encodec-center": {**SMALL_ENCODEC, "istft_padding": "center"},
+    "mel-center": ("mel", {}),
+    "mel-same": ("mel", {"istft_padding": "same"}),
+    "encodec-same": ("encodec", {}),
+    "encodec-center": ("encodec", {"istft_padding": "center"}),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def small_case(request):
-    model = randomize_(VocosModel(VocosConfig(**VARIANTS[request.param])), seed=3).to(CUDA)
+    model = randomize_(model_for(small_config(VARIANTS[request.param][0], **VARIANTS[request.param][1])), seed=3).to(CUDA)
     generator = torch.Generator().manual_seed(4)
     if model.config.is_codes_model:
         inputs = {"codes": torch.randint(0, 1024, (8, 2, 173), generator=generator).to(CUDA), "bandwidth": 6.0}
@@ -222,8 +222,8 @@ def test_processor_to_gpu_model_round_trip(tmp_path):
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
 def test_torch_compile_on_gpu_equals_eager(variant):
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    model = randomize_(VocosModel(config), seed=16).to(CUDA).eval()
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=16).to(CUDA).eval()
     generator = torch.Generator().manual_seed(17)
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, dynamic=True)
@@ -246,7 +246,7 @@ def test_cuda_graphs_through_compile_reduce_overhead():
     counts the skip; the replayed output equals eager."""
     from torch._dynamo.utils import counters
 
-    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=18).to(CUDA).eval()
+    model = randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)), seed=18).to(CUDA).eval()
     torch._dynamo.reset()
     counters.clear()
     compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)

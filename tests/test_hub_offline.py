@@ -14,14 +14,20 @@ import pytest
 import torch
 from conftest import SMALL_ENCODEC, SMALL_MEL, fill_hub_cache, randomize_, speech_like, tiny_encodec_model
 
-from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos import VocosConfig, VocosEncodecConfig, VocosEncodecModel, VocosEncodecProcessor, VocosFeatureExtractor, VocosModel, VocosProcessor
 
 USER_CODE = {
     "encodec": """
         processor = VocosProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")
         model = VocosModel.from_pretrained("hf-audio/vocos-encodec-24khz")
+        assert type(model).__name__ == "VocosEncodecModel" and type(processor).__name__ == "VocosEncodecProcessor"
         assert processor.audio_tokenizer is not None
         audio = model(**processor(audio=x, bandwidth=6.0, sampling_rate=24000)).audio
+    """,
+    "codes": """
+        model = VocosModel.from_pretrained("hf-audio/vocos-encodec-24khz")
+        codes = VocosProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")(audio=x, bandwidth=6.0, sampling_rate=24000)["codes"]
+        audio = model(codes=codes, bandwidth=6.0).audio
     """,
     "mel": """
         processor = VocosProcessor.from_pretrained("hf-audio/vocos-mel-24khz")
@@ -30,10 +36,14 @@ USER_CODE = {
         audio = model(**processor(audio=x, sampling_rate=24000)).audio
     """,
     "auto": """
-        from transformers import AutoModel, AutoProcessor
+        from transformers import AutoFeatureExtractor, AutoModel, AutoProcessor
         processor = AutoProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")
         model = AutoModel.from_pretrained("hf-audio/vocos-encodec-24khz")
-        assert type(processor).__name__ == "VocosProcessor" and type(model).__name__ == "VocosModel"
+        assert type(processor).__name__ == "VocosEncodecProcessor" and type(model).__name__ == "VocosEncodecModel"
+        assert type(AutoFeatureExtractor.from_pretrained("hf-audio/vocos-encodec-24khz")).__name__ == "VocosFeatureExtractor"
+        mel = AutoProcessor.from_pretrained("hf-audio/vocos-mel-24khz")
+        assert type(mel).__name__ == "VocosProcessor" and type(AutoModel.from_pretrained("hf-audio/vocos-mel-24khz")).__name__ == "VocosModel"
+        assert type(AutoFeatureExtractor.from_pretrained("hf-audio/vocos-mel-24khz")).__name__ == "VocosFeatureExtractor"
         audio = model(**processor(audio=x, bandwidth=6.0, sampling_rate=24000)).audio
     """,
 }
@@ -41,13 +51,17 @@ USER_CODE = {
 
 @pytest.fixture(scope="module")
 def hub_cache(tmp_path_factory):
-    """A cache holding small random checkpoints under the two released names; returns it and the in-process
-    models and processors that were saved there."""
+    """A cache holding small random checkpoints under the two released names, saved as hf_vocos saves (the Hub's
+    format: the EnCodec processor names facebook/encodec_24khz, which the cache holds too, small and random);
+    returns it and the in-process models and processors that were saved there."""
     root = tmp_path_factory.mktemp("hub")
+    tokenizer = tiny_encodec_model(seed=12)
+    tokenizer.save_pretrained(root / "encodec")
+    fill_hub_cache(root / "cache", "facebook/encodec_24khz", root / "encodec")
     checkpoints = {
         "encodec": (
-            randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=11),
-            VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=tiny_encodec_model(seed=12)),
+            randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)), seed=11),
+            VocosEncodecProcessor(VocosFeatureExtractor(), encodec_name_or_path="facebook/encodec_24khz"),
         ),
         "mel": (randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=13), VocosProcessor(VocosFeatureExtractor())),
     }
@@ -56,6 +70,7 @@ def hub_cache(tmp_path_factory):
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
         fill_hub_cache(root / "cache", f"hf-audio/vocos-{name}-24khz", folder)
+    checkpoints["encodec"][1].audio_tokenizer = tokenizer  # (what the pointer resolves to, for the expected audio)
     return root / "cache", checkpoints
 
 
@@ -77,6 +92,8 @@ def test_user_call_from_offline_hub_cache(tmp_path, hub_cache, call):
     env.pop("HF_TOKEN", None)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "You are using a model of type" not in result.stderr  # no type-mismatch warning
+    assert "LOAD REPORT" not in result.stderr  # nothing missing or unexpected to report
 
     model, processor = checkpoints["mel" if call == "mel" else "encodec"]
     kwargs = {} if call == "mel" else {"bandwidth": 6.0}

@@ -1,4 +1,5 @@
-"""VocosModel: parity with the original vocos/encodec classes, ragged batches, save/load, bad inputs."""
+"""VocosModel and VocosEncodecModel: parity with the original vocos/encodec classes (every inference
+implementation), ragged batches, save/load, bad inputs, the implementation switch."""
 
 from __future__ import annotations
 
@@ -7,22 +8,32 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import RELEASE_ENCODEC, SMALL_ENCODEC, SMALL_MEL, randomize_, require_packed_linear, speech_like
-from reference import build_encodec_vocos, build_mel_vocos, decode_codes, decode_features, encodec_codes
+from conftest import SMALL_ENCODEC, SMALL_MEL, model_for, randomize_, require_packed_linear, small_config, speech_like
+from reference import build_encodec_vocos, build_mel_vocos, decode_features, encodec_codes
 from transformers import AutoModel
 
-from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosOutput
-from hf_vocos.conversion import convert_original_state_dict
+from hf_vocos import (
+    CPUTiledImplementation,
+    VocosConfig,
+    VocosEncodecConfig,
+    VocosEncodecModel,
+    VocosFeatureExtractor,
+    VocosModel,
+    VocosOutput,
+)
+from hf_vocos.checkpoint_formats import rename_weights
+from hf_vocos.inference_vocos import IMPLEMENTATIONS
 
 BANDWIDTHS = [1.5, 3.0, 6.0, 12.0]
+# Every implementation of inference, each forced (`"auto"` is one of them, chosen by the CPU at hand).
+IMPLEMENTATION_NAMES = ["eager", "cpu_tiled", "accelerator", "onnx"]
 
 
 def ours_from_original(original: torch.nn.Module, config: VocosConfig) -> VocosModel:
-    """Our model holding the original's weights (all keys accounted for, derived buffers checked)."""
-    weights, dropped = convert_original_state_dict(original.state_dict())
-    model = VocosModel(config).eval()
-    model.load_state_dict(weights, strict=True)
-    torch.testing.assert_close(dropped["head.istft.window"], model.head.istft.window, rtol=0, atol=0)
+    """Our model holding the original's weights (all keys accounted for, the window the original's)."""
+    model = model_for(config).eval()
+    model.load_checked(rename_weights(original.state_dict()), "original", original.state_dict().keys())
+    torch.testing.assert_close(original.state_dict()["head.istft.window"], model.decoder.window, rtol=0, atol=0)
     return model
 
 
@@ -35,17 +46,20 @@ def mel_pair():
 @pytest.fixture(scope="module")
 def encodec_pair():
     original = build_encodec_vocos(seed=0)
-    return original, ours_from_original(original, VocosConfig(**RELEASE_ENCODEC))
+    return original, ours_from_original(original, VocosEncodecConfig())
 
 
-def test_mel_parity_with_original(mel_pair):
+@pytest.mark.parametrize("implementation", ["auto", *IMPLEMENTATION_NAMES])
+def test_mel_parity_with_original(mel_pair, implementation):
     original, ours = mel_pair
     extractor = VocosFeatureExtractor()
     clips = np.stack([speech_like(24000, seed=1), speech_like(24000, seed=2)])
     features = torch.from_numpy(extractor(clips, sampling_rate=24000)["input_features"])
     expected = decode_features(original, features)
+    ours.inference_implementation = implementation
     with torch.no_grad():
         output = ours(input_features=features)
+    ours.inference_implementation = "auto"
     assert isinstance(output, VocosOutput)
     assert output.audio.shape == expected.shape == (2, 93 * 256)
     assert output.audio.dtype == torch.float32
@@ -54,9 +68,11 @@ def test_mel_parity_with_original(mel_pair):
     assert expected.abs().max() > 0.05  # a real signal, not a degenerate one
 
 
+@pytest.mark.parametrize("implementation", ["auto", *IMPLEMENTATION_NAMES])
 @pytest.mark.parametrize("bandwidth_id, bandwidth", list(enumerate(BANDWIDTHS)))
-def test_encodec_parity_with_original(encodec_pair, bandwidth_id, bandwidth):
+def test_encodec_parity_with_original(encodec_pair, bandwidth_id, bandwidth, implementation):
     original, ours = encodec_pair
+    ours.inference_implementation = implementation
     audio = torch.from_numpy(np.stack([speech_like(24000, seed=4), speech_like(24000, seed=5)]))
     # The original's whole copy-synthesis: its EnCodec encodes, its codebook table embeds, its backbone decodes.
     with torch.inference_mode():
@@ -73,6 +89,7 @@ def test_encodec_parity_with_original(encodec_pair, bandwidth_id, bandwidth):
     # The features path (embedding computed elsewhere) gives the same audio.
     with torch.no_grad():
         torch.testing.assert_close(ours(input_features=features, bandwidth=bandwidth).audio, output.audio, rtol=0, atol=0)
+    ours.inference_implementation = "auto"
 
 
 def test_unbatched_codes_and_features(encodec_pair):
@@ -99,8 +116,8 @@ def _ragged_features(lengths, channels, seed=0):
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
 def test_ragged_batch_items_equal_solo(variant):
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    model = randomize_(VocosModel(config), seed=1)
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=1)
     lengths = [37, 90, 1, 2, 64]
     kwargs = {} if variant == "mel" else {"bandwidth": 3.0}
     items, batch, mask = _ragged_features(lengths, config.input_channels)
@@ -120,8 +137,7 @@ def test_ragged_batch_items_equal_solo(variant):
 
 
 def test_ragged_codes_items_equal_solo():
-    config = VocosConfig(**SMALL_ENCODEC)
-    model = randomize_(VocosModel(config), seed=2)
+    model = randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)), seed=2)
     generator = torch.Generator().manual_seed(3)
     lengths = [20, 7, 33]
     items = [torch.randint(0, 1024, (4, n), generator=generator) for n in lengths]
@@ -138,42 +154,42 @@ def test_ragged_codes_items_equal_solo():
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
 def test_save_load_round_trip(tmp_path, variant):
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    model = randomize_(VocosModel(config), seed=4)
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=4)
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists() and not (tmp_path / "pytorch_model.bin").exists()
     reloaded = VocosModel.from_pretrained(tmp_path).eval()
     auto = AutoModel.from_pretrained(tmp_path).eval()
-    assert type(auto) is VocosModel
-    # The ISTFT window is not saved: it must come back from the config, not uninitialised memory.
-    torch.testing.assert_close(reloaded.head.istft.window, torch.hann_window(config.n_fft), rtol=0, atol=0)
+    assert type(reloaded) is type(auto) is type(model)
+    assert type(VocosEncodecModel.from_pretrained(tmp_path) if variant == "encodec" else reloaded) is type(model)
+    # The window is saved (the Hub's format) and rebuilt from the config on load.
+    torch.testing.assert_close(reloaded.decoder.window, torch.hann_window(config.n_fft), rtol=0, atol=0)
     features = torch.randn(2, config.input_channels, 30, generator=torch.Generator().manual_seed(5))
     kwargs = {} if variant == "mel" else {"bandwidth": 12.0}
     with torch.no_grad():
         expected = model(input_features=features, **kwargs).audio
         torch.testing.assert_close(reloaded(input_features=features, **kwargs).audio, expected, rtol=0, atol=0)
         torch.testing.assert_close(auto(input_features=features, **kwargs).audio, expected, rtol=0, atol=0)
+    if variant == "encodec":
+        assert torch.equal(reloaded.codebook_weights, model.codebook_weights)
 
 
 def test_bfloat16_model_keeps_an_exact_float32_istft():
     model = VocosModel(VocosConfig(**SMALL_MEL)).to(torch.bfloat16)
-    assert model.head.istft.window.dtype == torch.bfloat16  # .to() casts buffers too
+    assert model.decoder.window.dtype == torch.bfloat16  # .to() casts buffers too
+    window = model.decoder.fft_window()
+    assert window.dtype == torch.float32 and torch.equal(window, torch.hann_window(1024))
     generator = torch.Generator().manual_seed(8)
     spectrum = torch.complex(torch.randn(2, 513, 40, generator=generator), torch.randn(2, 513, 40, generator=generator))
     expected = torch.istft(spectrum, 1024, 256, 1024, torch.hann_window(1024), center=True)
-    real, imag = spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)  # (batch, frames, bins)
-    torch.testing.assert_close(model.head.istft(real, imag), expected, rtol=0, atol=1e-5)
-    with torch.no_grad():
-        audio = model(input_features=torch.randn(1, 100, 40, generator=generator)).audio
-    assert audio.dtype == torch.float32 and bool(torch.isfinite(audio).all())
-    # The exact window is made once (CPU inference asks for it on every tile), not per call...
-    model = VocosModel(VocosConfig(**SMALL_MEL)).to(torch.bfloat16)
-    with torch.inference_mode():
-        model(input_features=torch.randn(1, 100, 40, generator=generator))
-    window = model.head.istft._float_window()
-    assert window.dtype == torch.float32 and torch.equal(window, model.head.istft.make_window())
-    assert model.head.istft._float_window() is window
-    # ... and, though first made under inference mode, autograd can save it (training a cast model).
+    frames = torch.fft.irfft(spectrum.transpose(1, 2), n=1024) * window
+    torch.testing.assert_close(model.decoder.synthesize(frames), expected, rtol=0, atol=1e-5)
+    for implementation in IMPLEMENTATION_NAMES:
+        model.inference_implementation = implementation
+        with torch.no_grad():
+            audio = model(input_features=torch.randn(1, 100, 40, generator=generator)).audio
+        assert audio.dtype == torch.float32 and bool(torch.isfinite(audio).all())
+    # Training a cast model: autograd runs through the exact window too.
     features = torch.randn(1, 100, 40, generator=generator).to(torch.bfloat16).requires_grad_()
     model(input_features=features).audio.square().sum().backward()
     assert features.grad is not None and bool(torch.isfinite(features.grad.float()).all())
@@ -185,7 +201,7 @@ def test_return_dict_false_and_no_grad_needed():
     audio, mask = model(input_features=features, return_dict=False)
     assert audio.shape == mask.shape == (1, 11 * 256)
     audio.sum().backward()  # trainable end to end
-    assert model.backbone.embed.weight.grad is not None
+    assert model.embed.weight.grad is not None
 
 
 def test_activation_checkpointing_gives_the_same_gradients():
@@ -206,24 +222,40 @@ def test_window_shorter_than_fft_matches_torch_istft():
     model = randomize_(VocosModel(config))
     hidden = torch.randn(2, 25, config.hidden_size)
     with torch.no_grad():
-        projected = model.head.out(hidden).transpose(1, 2)
+        projected = model.decoder.out(hidden).transpose(1, 2)
         magnitude, phase = projected.chunk(2, dim=1)
         spectrum = torch.polar(torch.exp(magnitude).clip(max=100.0), phase)
         expected = torch.istft(spectrum, 512, 100, 400, torch.hann_window(400), center=True)
-        torch.testing.assert_close(model.head(hidden), expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(model.decoder(hidden), expected, rtol=0, atol=1e-5)
+        assert model.decoder.window.shape == (400,)  # (saved as the Hub format does: win_length, not padded)
+
+
+def _spectrum_to_hidden_free_frames(head, spectrum, implementation):
+    """Windowed frames of a complex spectrum (batch, bins, frames) as an implementation makes them from the head's
+    projection: here the projection is bypassed, so eager's irfft and onnx's DFT-basis matmul are compared directly."""
+    real, imag = spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)
+    if implementation == "onnx":
+        return torch.cat([real, imag], dim=-1) @ IMPLEMENTATIONS["onnx"].inverse_dft_basis(head)
+    return torch.fft.irfft(torch.complex(real, imag), n=head.n_fft) * head.fft_window()
 
 
 @pytest.mark.parametrize("n_fft, hop, win", [(1024, 256, 1024), (1280, 320, 1280), (512, 100, 400), (600, 150, 600)])
-@pytest.mark.parametrize("use_dft_matmul", [False, True])
-def test_istft_equals_torch_istft(n_fft, hop, win, use_dft_matmul):
-    """Both overlap-add paths (shifted adds when hop divides n_fft, fold otherwise) and both inverse transforms (FFT,
-    DFT-basis matmul for export) equal torch.istft(center=True)."""
-    istft = VocosModel(VocosConfig(**SMALL_MEL, n_fft=n_fft, hop_length=hop, win_length=win)).head.istft
-    istft.use_dft_matmul = use_dft_matmul
+@pytest.mark.parametrize("implementation", ["eager", "onnx"])
+def test_istft_equals_torch_istft(n_fft, hop, win, implementation):
+    """Both inverse transforms (FFT; DFT-basis matmul for export) and both overlap-adds (fold; shifted additions for
+    export, fold again when the hop does not divide n_fft) equal torch.istft(center=True)."""
+    head = VocosModel(VocosConfig(**SMALL_MEL, n_fft=n_fft, hop_length=hop, win_length=win)).decoder
     generator = torch.Generator().manual_seed(n_fft)
     spectrum = torch.complex(torch.randn(2, n_fft // 2 + 1, 37, generator=generator), torch.randn(2, n_fft // 2 + 1, 37, generator=generator))
     expected = torch.istft(spectrum, n_fft, hop, win, torch.hann_window(win), center=True)
-    torch.testing.assert_close(istft(spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)), expected, rtol=0, atol=1e-5)
+    frames = _spectrum_to_hidden_free_frames(head, spectrum, implementation)
+    if implementation == "onnx":
+        onnx = IMPLEMENTATIONS["onnx"]
+        audio, envelope = onnx.overlap_add(head, frames), onnx.window_envelope(head, None, 37)
+        audio = head.normalize(audio[:, head.trim : audio.shape[-1] - head.trim], envelope[:, head.trim : envelope.shape[-1] - head.trim])
+    else:
+        audio = head.synthesize(frames)
+    torch.testing.assert_close(audio, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -233,11 +265,11 @@ def test_istft_equals_torch_istft(n_fft, hop, win, use_dft_matmul):
 @pytest.mark.parametrize("num_frames, tile_frames", [(1, 4), (5, 1), (6, 2), (37, 3), (37, 16), (37, 64)])
 @pytest.mark.parametrize("masked", [False, True])
 def test_tiled_overlap_add_equals_synthesize(n_fft, hop, win, padding, num_frames, tile_frames, masked):
-    """CPU inference overlap-adds each tile of frames as soon as the head makes it (and divides by a periodic
-    envelope when no mask is given): bit for bit the audio of `synthesize` on the whole frames tensor, across tile
-    edges, short inputs, ragged masks, windows shorter than n_fft."""
+    """The tiled CPU path overlap-adds each tile of frames as soon as the head makes it (and divides by a periodic
+    envelope when no mask is given): the audio of `synthesize` on the whole frames tensor, across tile edges, short
+    inputs, ragged masks, windows shorter than n_fft."""
     config = VocosConfig(**SMALL_MEL, n_fft=n_fft, hop_length=hop, win_length=win, istft_padding=padding)
-    istft = VocosModel(config).head.istft
+    head = VocosModel(config).decoder
     generator = torch.Generator().manual_seed(num_frames * tile_frames)
     frames = torch.randn(2, num_frames, n_fft, generator=generator)
     frame_mask = None
@@ -250,51 +282,45 @@ def test_tiled_overlap_add_equals_synthesize(n_fft, hop, win, padding, num_frame
         requested.append((start, stop))
         out.copy_(frames[:, start:stop])
 
-    tiled = istft.synthesize_tiles(make_frames, 2, num_frames, frame_mask, tile_frames)
-    expected = istft.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
+    tiled = CPUTiledImplementation(tile_frames).synthesize_tiles(head, make_frames, 2, num_frames, frame_mask)
+    expected = head.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
     assert tiled.shape == expected.shape == (2, config.num_samples(num_frames)) and tiled.is_contiguous()
-    assert torch.equal(tiled, expected)
-    with torch.no_grad():  # eager inference (a GPU's path): without a mask, divided in place by the periodic envelope
-        inference = istft.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
-    assert inference.is_contiguous() and torch.equal(inference, expected)
+    torch.testing.assert_close(tiled, expected, rtol=0, atol=2e-6)
     assert requested == [(start, min(start + tile_frames, num_frames)) for start in range(0, num_frames, tile_frames)]
 
 
-def test_hop_that_does_not_divide_n_fft_falls_back_to_synthesize():
-    """That case overlap-adds by `fold`: CPU inference's forward falls back to `synthesize` for it (same audio as
-    the grad path), and the tiled overlap-add refuses it with a message instead of mis-adding."""
+def test_hop_that_does_not_divide_n_fft():
+    """That case overlap-adds by `fold` in every implementation: the tiled CPU path makes its frames a tile at a time
+    and folds them whole, with the eager audio."""
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL, n_fft=512, hop_length=100, win_length=400)), seed=20)
     features = torch.randn(2, 100, 30, generator=torch.Generator().manual_seed(21))
-    with torch.no_grad():
-        inference = model(input_features=features).audio
-    with torch.enable_grad():
-        plain = model(input_features=features).audio.detach()
-    assert inference.shape == (2, model.config.num_samples(30))
-    torch.testing.assert_close(inference, plain, rtol=0, atol=1e-5)
-    with pytest.raises(ValueError, match=r"hop_length \(100\) to divide n_fft \(512\)"):
-        model.head.istft.synthesize_tiles(lambda start, stop, out: None, 1, 10)
+    outputs = {}
+    for implementation in IMPLEMENTATION_NAMES:
+        model.inference_implementation = CPUTiledImplementation(7) if implementation == "cpu_tiled" else implementation
+        with torch.no_grad():
+            outputs[implementation] = model(input_features=features).audio
+    assert outputs["eager"].shape == (2, model.config.num_samples(30))
+    for implementation, audio in outputs.items():
+        torch.testing.assert_close(audio, outputs["eager"], rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("tile_frames", [0, -3, 2.5, True])
-def test_tiled_overlap_add_refuses_a_bad_tile_size(tile_frames):
-    istft = VocosModel(VocosConfig(**SMALL_MEL)).head.istft
+def test_tiled_implementation_refuses_a_bad_tile_size(tile_frames):
     with pytest.raises(ValueError, match=r"`tile_frames` must be a positive integer, got " + re.escape(repr(tile_frames))):
-        istft.synthesize_tiles(lambda start, stop, out: None, 1, 10, tile_frames=tile_frames)
+        CPUTiledImplementation(tile_frames)
 
 
 def test_same_padding_istft_equals_the_originals():
     original = build_encodec_vocos(seed=3).head.istft
-    istft = VocosModel(VocosConfig(**SMALL_ENCODEC)).head.istft
+    head = VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)).decoder
     generator = torch.Generator().manual_seed(1)
     spectrum = torch.complex(torch.randn(2, 641, 29, generator=generator), torch.randn(2, 641, 29, generator=generator))
-    for use_dft_matmul in (False, True):
-        istft.use_dft_matmul = use_dft_matmul
-        torch.testing.assert_close(istft(spectrum.real.transpose(1, 2), spectrum.imag.transpose(1, 2)), original(spectrum), rtol=0, atol=1e-5)
+    torch.testing.assert_close(head.synthesize(_spectrum_to_hidden_free_frames(head, spectrum, "eager")), original(spectrum), rtol=0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
 def small_models():
-    return randomize_(VocosModel(VocosConfig(**SMALL_MEL))), randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)))
+    return randomize_(VocosModel(VocosConfig(**SMALL_MEL))), randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)))
 
 
 @pytest.mark.parametrize(
@@ -335,17 +361,19 @@ def _snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     return float(10 * torch.log10(reference.square().sum() / (reference - estimate).square().sum()))
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATION_NAMES)
 @pytest.mark.parametrize("dtype, min_snr_db", [(torch.bfloat16, 30.0), (torch.float16, 45.0)])
-def test_half_precision_inference_keeps_its_snr(mel_pair, dtype, min_snr_db):
-    """Half-precision weights and activations (bfloat16: the fast CPU path; float16: GPUs) with the spectrum and the
-    ISTFT in float32: the audio stays float32 and within its SNR bound of the float32 output (measured 38 and 55 dB;
-    float16 keeps 3 more mantissa bits)."""
+def test_half_precision_inference_keeps_its_snr(mel_pair, dtype, min_snr_db, implementation):
+    """Half-precision weights and activations with the spectrum and the ISTFT in float32, on every implementation
+    (the tiled CPU path packs bfloat16 only where oneDNN runs it, and never float16): the audio stays float32 and
+    within its SNR bound of the float32 output (measured 38 and 55 dB; float16 keeps 3 more mantissa bits)."""
     _, ours = mel_pair
     extractor = VocosFeatureExtractor()
     features = torch.from_numpy(extractor(speech_like(3 * 24000, seed=11), sampling_rate=24000)["input_features"])
     half = VocosModel(ours.config).eval()
     half.load_state_dict(ours.state_dict())
     half.to(dtype)
+    half.inference_implementation = implementation
     with torch.no_grad():
         reference = ours(input_features=features).audio
         audio = half(input_features=features).audio
@@ -353,102 +381,89 @@ def test_half_precision_inference_keeps_its_snr(mel_pair, dtype, min_snr_db):
     assert _snr_db(reference, audio) >= min_snr_db
 
 
-def test_tiled_fused_mlp_equals_the_plain_path(monkeypatch, tiled_cpu_path):
-    """CPU inference tiles the MLP (and fuses GELU into oneDNN's matmul where available) and the head with its
-    inverse FFT (or DFT matmul) into one frames buffer; training runs them whole. Both must compute the same
-    function, across tile edges and for every item of a batch."""
-    import hf_vocos.modeling_vocos as modeling
-
-    monkeypatch.setattr(modeling, "_MLP_TILE_FRAMES", 64)  # several tiles on a short input
-    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=12)
-    features = torch.randn(2, 100, 150, generator=torch.Generator().manual_seed(13))
+@pytest.mark.parametrize("implementation", IMPLEMENTATION_NAMES)
+def test_bfloat16_autocast_on_every_implementation(mel_pair, implementation):
+    """A float32 model under `torch.autocast("cpu", dtype=torch.bfloat16)`: the products run in bfloat16 (the tiled
+    path steps aside from its float32-packed weights, which would bypass autocast and failed under it)."""
+    _, ours = mel_pair
+    features = torch.randn(1, 100, 120, generator=torch.Generator().manual_seed(30)) - 5
     with torch.no_grad():
-        tiled = model(input_features=features).audio
-    with torch.enable_grad():
-        plain = model(input_features=features).audio.detach()
-    torch.testing.assert_close(tiled, plain, rtol=0, atol=1e-5)
-    model.pack_cpu_weights = False
-    with torch.no_grad():
-        torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
-    model.head.istft.use_dft_matmul = True
-    with torch.no_grad():
-        torch.testing.assert_close(model(input_features=features).audio, plain, rtol=0, atol=1e-5)
+        reference = ours(input_features=features).audio
+        ours.inference_implementation = implementation
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            audio = ours(input_features=features).audio
+    ours.inference_implementation = "auto"
+    assert audio.dtype == torch.float32
+    assert 30 <= _snr_db(reference, audio) < 80  # bfloat16 did run
 
 
+@pytest.mark.parametrize("implementation", ["cpu_tiled", "accelerator", "onnx"])
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
-def test_accelerator_inference_path_equals_the_original(monkeypatch, mel_pair, encodec_pair, variant):
-    """Eager inference off the CPU runs whole-sequence ops (no tiles), makes the spectrum complex in one
-    `torch.polar` and overlap-adds by one fold; the EnCodec model's norms take their bandwidth rows as views (no
-    lookup kernels). This is the GPU's path, run here on the CPU: it must give the original's audio, both variants,
-    without one embedding lookup in the norms."""
-    import hf_vocos.modeling_vocos as modeling
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.names = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.names.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
-
-    original, ours = mel_pair if variant == "mel" else encodec_pair
-    audio = torch.from_numpy(np.stack([speech_like(24000, seed=6), speech_like(24000, seed=7)]))
-    if variant == "mel":
-        features = VocosFeatureExtractor()(audio.numpy(), sampling_rate=24000)["input_features"]
-        inputs = {"input_features": torch.from_numpy(features)}
-        expected = decode_features(original, inputs["input_features"])
-    else:
-        codes = encodec_codes(original.feature_extractor.encodec, audio, 6.0)
-        inputs = {"codes": codes, "bandwidth": 6.0}
-        expected = decode_codes(original, codes, BANDWIDTHS.index(6.0))
-    monkeypatch.setattr(modeling, "_tiled_cpu_inference", lambda tensor: False)
-    monkeypatch.setattr(modeling, "_accelerator_inference", lambda tensor: modeling._eager_inference())
-    ops = Ops()
-    with torch.inference_mode(), ops:
-        output = ours(**inputs).audio
-    torch.testing.assert_close(output, expected, rtol=0, atol=1e-5)
-    assert "polar" in ops.names and "fft_irfft" in ops.names and "col2im" in ops.names  # (the fold)
-    assert "pad" not in ops.names
-    assert ops.names.count("embedding") == 0
+def test_every_implementation_equals_eager(variant, implementation):
+    """Each implementation against the plain path, on a ragged batch, with tiles smaller than the input (the tiled
+    path's tile edges, its held-back tiles and its overlap-add across them)."""
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=12)
+    generator = torch.Generator().manual_seed(13)
+    features = torch.randn(3, config.input_channels, 150, generator=generator)
+    mask = (torch.arange(150)[None, :] < torch.tensor([[150], [61], [150]])).int()
+    kwargs = {} if variant == "mel" else {"bandwidth": 3.0}
+    outputs = {}
+    for name in ("eager", implementation):
+        model.inference_implementation = CPUTiledImplementation(tile_frames=64) if name == "cpu_tiled" else name
+        with torch.no_grad():
+            outputs[name] = (model(input_features=features, **kwargs).audio, model(input_features=features, attention_mask=mask, **kwargs).audio)
+    for plain, other in zip(outputs["eager"], outputs[implementation]):
+        torch.testing.assert_close(other, plain, rtol=0, atol=1e-5)
 
 
-def test_bandwidth_rows_as_views_equal_the_lookup():
-    """`bandwidth_id` is a CPU tensor; outside tracing the adaptive norms take their rows as views, the same rows as
-    the embedding lookup (which tracing keeps). A row out of range is refused, not wrapped around as Python indexing
-    would."""
-    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=21)
-    norm = model.backbone.norm
-    for row, bandwidth in enumerate(model.config.bandwidths):
-        bandwidth_id = model.bandwidth_id(bandwidth)
-        assert bandwidth_id.device.type == "cpu" and bandwidth_id.tolist() == [row]
-        scale, shift = norm.affine(bandwidth_id)
-        assert scale.data_ptr() == norm.scale.weight[row].data_ptr()  # a view: nothing looked up
-        torch.testing.assert_close(scale, norm.scale(torch.tensor([row]))[0], rtol=0, atol=0)
-        torch.testing.assert_close(shift, norm.shift(torch.tensor([row]))[0], rtol=0, atol=0)
-    for bad in (-1, len(model.config.bandwidths)):
-        with pytest.raises(ValueError, match=rf"`bandwidth_id` must be a bandwidth row from 0 to 3, got {bad}"):
-            norm.affine(torch.tensor([bad]))
-    with pytest.raises(ValueError, match=r"`bandwidth_id` must hold one bandwidth row \(shape \(1,\)\).*got shape \(2,\)"):
-        norm.affine(torch.tensor([0, 1]))  # the lookup took the first and dropped the rest, silently
-    with pytest.raises(TypeError, match=r"`bandwidth_id` must be an integer tensor \(a bandwidth row\), got dtype torch.float32"):
-        norm.affine(torch.tensor([1.5]))  # would have been truncated to row 1
-    features = torch.randn(1, model.config.input_channels, 20)
-    for bad, name in ((None, "NoneType"), (2, "int"), ([1], "list")):  # the low-level entry points take it as given
-        with pytest.raises(TypeError, match=rf"`bandwidth_id` must be the tensor `model.bandwidth_id\(bandwidth\)` gives .*got {name}"):
-            model.decode_frames(features, None, bad)
-
-
-def test_packed_weights_follow_weight_changes(tiled_cpu_path):
-    """CPU inference multiplies by packed copies of the MLP weights (layer scale folded in) and of the head's
-    projection, cached per module: any change to the weights must reach the output, and the cache must stay off the
-    module (copies, state dicts)."""
+def test_the_switch():
+    """`inference_implementation`: "auto" by default, validated, a runtime setting (copies keep it, saves do not),
+    settable at load; "auto" picks by device, autograd and the CPU's capability; a forced fast path steps aside to
+    eager where it cannot run."""
     import copy
 
-    require_packed_linear(torch.float32)
+    from hf_vocos.capabilities import tiled_cpu_path_preferred
 
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=18)
+    features = torch.randn(1, 100, 20)
+    assert model.inference_implementation == "auto"
+    with torch.no_grad():
+        assert model.implementation_for(features).name == ("cpu_tiled" if tiled_cpu_path_preferred() else "eager")
+        assert model.implementation_for(features.to("meta")).name == "accelerator"  # any device but the CPU
+    assert model.implementation_for(features).name == "eager"  # autograd: the training path
+    model.inference_implementation = "cpu_tiled"
+    assert model.implementation_for(features).name == "eager"  # forced, but cannot run with autograd
+    with torch.no_grad():
+        assert model.implementation_for(features).name == "cpu_tiled"
+        assert model.implementation_for(features.to("meta")).name == "eager"  # the tiled path is the CPU's
+    assert copy.deepcopy(model).inference_implementation == "cpu_tiled"
+    for bad in ("fast", None, 1):
+        with pytest.raises(ValueError, match=r"`inference_implementation` must be one of \['auto', 'eager', 'cpu_tiled', 'accelerator', 'onnx'\]"):
+            model.inference_implementation = bad
+
+
+def test_the_switch_is_not_saved_and_is_settable_at_load(tmp_path):
+    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=18)
+    model.inference_implementation = "accelerator"
+    model.save_pretrained(tmp_path)
+    assert "inference_implementation" not in (tmp_path / "config.json").read_text()
+    assert VocosModel.from_pretrained(tmp_path).inference_implementation == "auto"
+    assert VocosModel.from_pretrained(tmp_path, inference_implementation="eager").inference_implementation == "eager"
+
+
+def test_packed_weights_follow_weight_changes_and_are_freed():
+    """The tiled CPU path multiplies by packed copies of the MLP weights (layer scale folded in) and of the head's
+    projection, cached per module: any change to the weights must reach the output, the cache stays off the module
+    (copies, state dicts), and choosing another implementation frees the copies."""
+    import copy
+    import gc
+    import weakref
+
+    require_packed_linear(torch.float32)
+    tiled = CPUTiledImplementation()
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=15)
+    model.inference_implementation = tiled
     features = torch.randn(1, 100, 40, generator=torch.Generator().manual_seed(16))
 
     def check(model):
@@ -461,22 +476,27 @@ def test_packed_weights_follow_weight_changes(tiled_cpu_path):
 
     before = check(model)
     with torch.no_grad():
-        model.backbone.convnext[-1].gamma.mul_(3.0)  # in place: same tensor, new version
+        model.layers[-1].layer_scale_parameter.mul_(3.0)  # in place: same tensor, new version
     changed = check(model)
     assert (changed - before).abs().max() > 1e-3
     with torch.no_grad():
-        model.head.out.weight[: model.config.n_fft // 2 + 1].mul_(0.5)  # the head's packed halves must follow too
+        model.decoder.out.weight[: model.config.n_fft // 2 + 1].mul_(0.5)  # the head's packed halves must follow too
     assert (check(model) - changed).abs().max() > 1e-3
     other = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=17)
+    other.inference_implementation = tiled
     model.load_state_dict(other.state_dict())
     torch.testing.assert_close(check(model), check(other), rtol=0, atol=0)
-    model.backbone.convnext[0].pwconv1.weight = torch.nn.Parameter(torch.zeros_like(model.backbone.convnext[0].pwconv1.weight))
-    check(model)
     twin = copy.deepcopy(model)
     assert set(twin.state_dict()) == set(model.state_dict())
     torch.testing.assert_close(check(twin), check(model), rtol=0, atol=0)
-    reference = check(model)
+    copies = [weakref.ref(tiled._packed._entries[module][2][0]) for module in (*model.layers, model.decoder)]
+    model.inference_implementation = "eager"
+    gc.collect()
+    assert all(module not in tiled._packed for module in (*model.layers, model.decoder))
+    assert all(packed() is None for packed in copies)  # freed, not just forgotten
     require_packed_linear(torch.bfloat16)
+    model.inference_implementation = tiled
+    reference = check(model)
     half = model.to(torch.bfloat16)  # same parameters, cast: the cache must repack them in bf16
     with torch.no_grad():
         cached = half(input_features=features).audio
@@ -485,75 +505,30 @@ def test_packed_weights_follow_weight_changes(tiled_cpu_path):
     assert _snr_db(reference, cached) >= 30 and _snr_db(plain, cached) >= 30
 
 
-def test_pack_cpu_weights_turns_the_packed_copies_off_and_frees_them(tmp_path, tiled_cpu_path):
-    """`model.pack_cpu_weights = False` frees the model's packed weight copies at once and runs the plain products
-    (the same audio to float32 rounding); `True` packs again. A runtime setting: copies keep it, saves do not."""
-    import copy
-    import gc
-    import weakref
-
-    import hf_vocos.modeling_vocos as modeling
-
-    require_packed_linear(torch.float32)
-    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=18)
-    features = torch.randn(2, 100, 50, generator=torch.Generator().manual_seed(19))
-    modules = [*model.backbone.convnext, model.head]
-    assert model.pack_cpu_weights is True
-    with torch.no_grad():
-        packed = model(input_features=features).audio
-    copies = [weakref.ref(modeling._PACKED_WEIGHTS[module][1][0]) for module in modules]
-
-    model.pack_cpu_weights = False
-    assert model.pack_cpu_weights is False
-    gc.collect()
-    assert all(module not in modeling._PACKED_WEIGHTS for module in modules)
-    assert all(copy_() is None for copy_ in copies)  # freed, not just forgotten
-    with torch.no_grad():
-        plain = model(input_features=features).audio
-    assert all(module not in modeling._PACKED_WEIGHTS for module in modules)  # and not packed again
-    torch.testing.assert_close(plain, packed, rtol=0, atol=1e-5)
-    with torch.enable_grad():
-        torch.testing.assert_close(plain, model(input_features=features).audio.detach(), rtol=0, atol=1e-5)
-    assert copy.deepcopy(model).pack_cpu_weights is False
-
-    model.save_pretrained(tmp_path)
-    assert VocosModel.from_pretrained(tmp_path).pack_cpu_weights is True
-    model.pack_cpu_weights = True
-    with torch.no_grad():
-        assert torch.equal(model(input_features=features).audio, packed)
-    assert all(module in modeling._PACKED_WEIGHTS for module in modules)
-    for value in ("yes", 1, None):
-        with pytest.raises(TypeError, match=r"`pack_cpu_weights` must be True or False, got"):
-            model.pack_cpu_weights = value
-
-
 @pytest.mark.parametrize("tile_frames", [1, 3, 4, 7, 29, 30, 64])
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
-def test_tiled_block_equals_the_plain_path_across_tile_edges(monkeypatch, tiled_cpu_path, tile_frames, variant):
-    """In CPU inference a block runs its depthwise convolution, norm and MLP over tiles of frames, each tile's
+def test_tiled_block_equals_the_plain_block_across_tile_edges(tile_frames, variant):
+    """The tiled path runs a block's depthwise convolution, norm and MLP over tiles of frames, each tile's
     convolution reading `kernel_size // 2` frames beyond it, and may write its output over its input (a tile's result
     held back until the next tile has read the frames it overlaps). Every tile size, down to fewer frames than the
-    convolution's reach, must give the plain path's output, masked or not, for each item of a batch; and a caller
-    that does not give its tensor up (a user calling a block) keeps it unchanged."""
-    import hf_vocos.modeling_vocos as modeling
-
-    monkeypatch.setattr(modeling, "_MLP_TILE_FRAMES", tile_frames)
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    model = randomize_(VocosModel(config), seed=20)
-    block = model.backbone.convnext[0]
+    convolution's reach, must give the plain block's output, masked or not, for each item of a batch; and a caller
+    that does not give its tensor up keeps it unchanged."""
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=20)
+    block = model.layers[0]
+    tiled = CPUTiledImplementation(tile_frames)
     generator = torch.Generator().manual_seed(21)
     hidden = torch.randn(2, 30, config.hidden_size, generator=generator)
     bandwidth_id = model.bandwidth_id(3.0) if config.use_adaptive_norm else None
     kept_input = hidden.clone()
     frame_mask = (torch.arange(30)[None, :] < torch.tensor([[30], [17]])).float()[..., None]
     for mask in (None, frame_mask):
-        with torch.enable_grad():
-            plain = block(hidden, mask, bandwidth_id).detach()
         with torch.no_grad():
-            kept = block(hidden, mask, bandwidth_id)
+            plain = block(hidden, bandwidth_id, mask)
+            kept = tiled.block(block, hidden, bandwidth_id, mask)
             assert torch.equal(hidden, kept_input)
             overwritten = hidden.clone()
-            reused = block(overwritten, mask, bandwidth_id, reuse_input=True)
+            reused = tiled.block(block, overwritten, bandwidth_id, mask, reuse_input=True)
         torch.testing.assert_close(kept, plain, rtol=0, atol=1e-5)
         torch.testing.assert_close(reused, plain, rtol=0, atol=1e-5)
         if mask is None:
@@ -562,34 +537,25 @@ def test_tiled_block_equals_the_plain_path_across_tile_edges(monkeypatch, tiled_
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
 def test_backbone_is_its_stages_in_order(variant):
-    """`forward_stage` (what the streaming decoder runs on new frames) composes to the backbone's forward, its
-    radii add up to the receptive field, a stage leaves a caller's tensor alone, and a bad index is refused."""
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    model = randomize_(VocosModel(config), seed=22)
-    backbone = model.backbone
-    assert backbone.stage_radii == [3] + [config.kernel_size // 2] * config.num_hidden_layers + [0]
-    assert backbone.receptive_radius == 3 + config.num_hidden_layers * (config.kernel_size // 2)
+    """`stage` (what the streaming decoder runs on new frames) composes to the backbone, its radii add up to the
+    receptive field, and every implementation's stage equals the plain one and leaves a caller's tensor alone."""
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=22)
+    assert model.stage_radii == [3] + [config.kernel_size // 2] * config.num_layers + [0]
+    assert model.receptive_radius == 3 + config.num_layers * (config.kernel_size // 2)
     features = torch.randn(2, config.input_channels, 37, generator=torch.Generator().manual_seed(23))
     bandwidth_id = model.bandwidth_id(6.0) if config.use_adaptive_norm else None
+    implementations = [IMPLEMENTATIONS[name] for name in IMPLEMENTATION_NAMES] + [CPUTiledImplementation(5)]
     with torch.no_grad():
         hidden = features.transpose(1, 2)
-        for index in range(len(backbone.stage_radii)):
-            given = hidden.clone()
-            output = backbone.forward_stage(index, hidden, bandwidth_id)
-            assert torch.equal(hidden, given)
+        for index in range(len(model.stage_radii)):
+            output = model.stage(index, hidden, bandwidth_id)
+            for implementation in implementations:
+                given = hidden.clone()
+                torch.testing.assert_close(implementation.stage(model, index, given, bandwidth_id), output, rtol=0, atol=1e-5)
+                assert torch.equal(given, hidden)
             hidden = output
-        assert torch.equal(hidden, backbone(features, None, bandwidth_id))
-    last = config.num_hidden_layers + 1
-    for index in (-1, last + 1):
-        with pytest.raises(ValueError, match=rf"`index` must be a stage from 0 to {last}, got {index}"):
-            backbone.forward_stage(index, hidden)
-    for index in (1.5, True, "1"):
-        with pytest.raises(TypeError, match=rf"`index` must be an integer stage from 0 to {last}, got"):
-            backbone.forward_stage(index, hidden)
-    with pytest.raises(ValueError, match=rf"`hidden_states` of stage 0 must be time-major frames \(batch, frames, {config.input_channels}\), got shape \(2, 37, {config.hidden_size}\)"):
-        backbone.forward_stage(0, hidden)
-    with pytest.raises(ValueError, match=r"`hidden_states` of stage 1 must be time-major frames"):
-        backbone.forward_stage(1, features)
+        assert torch.equal(hidden, model.backbone(features, None, bandwidth_id))
 
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
@@ -597,8 +563,8 @@ def test_torch_compile_fullgraph_with_ragged_batch(variant):
     """The whole forward compiles as one graph (`fullgraph=True` raises on any graph break): the input checks that
     read values (finite features, codes in range, the mask's form) are skipped while compiling, and the output still
     equals eager, padding included."""
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    model = randomize_(VocosModel(config), seed=16)
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=16)
     generator = torch.Generator().manual_seed(17)
     torch._dynamo.reset()
     # dynamic=True: the lengths and a float bandwidth are symbols in the graph (the bandwidth checks are comparisons,
@@ -622,7 +588,7 @@ def test_torch_compile_fullgraph_with_ragged_batch(variant):
 
 
 def test_torch_compile_equals_eager():
-    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=14)
+    model = randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)), seed=14)
     compiled = torch.compile(model)
     generator = torch.Generator().manual_seed(15)
     with torch.no_grad():

@@ -12,7 +12,15 @@ import torch
 from conftest import SMALL_ENCODEC, SMALL_MEL, fill_hub_cache, randomize_, speech_like, tiny_encodec_model
 from transformers import AutoProcessor, EncodecModel
 
-from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos import (
+    VocosConfig,
+    VocosEncodecConfig,
+    VocosEncodecModel,
+    VocosEncodecProcessor,
+    VocosFeatureExtractor,
+    VocosModel,
+    VocosProcessor,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +30,12 @@ def encodec():
 
 @pytest.fixture(scope="module")
 def encodec_processor(encodec):
-    return VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=encodec)
+    return VocosEncodecProcessor(VocosFeatureExtractor(), audio_tokenizer=encodec)
 
 
 @pytest.fixture(scope="module")
 def encodec_vocos():
-    return randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=7)
+    return randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)), seed=7)
 
 
 def test_mel_path_is_the_feature_extractor(speech):
@@ -106,9 +114,10 @@ def test_saved_encodec_processor_is_self_contained(tmp_path, encodec_processor):
     moved = tmp_path / "moved"
     shutil.copytree(saved, moved)
     shutil.rmtree(saved)
-    VocosConfig(**SMALL_ENCODEC).save_pretrained(moved)
-    for loaded in (VocosProcessor.from_pretrained(moved), AutoProcessor.from_pretrained(moved)):
-        assert type(loaded) is VocosProcessor and isinstance(loaded.audio_tokenizer, EncodecModel)
+    VocosEncodecConfig(**SMALL_ENCODEC).save_pretrained(moved)
+    loaders = (VocosProcessor.from_pretrained, VocosEncodecProcessor.from_pretrained, AutoProcessor.from_pretrained)
+    for loaded in (loader(moved) for loader in loaders):
+        assert type(loaded) is VocosEncodecProcessor and isinstance(loaded.audio_tokenizer, EncodecModel)
         assert loaded.feature_extractor.to_dict() == encodec_processor.feature_extractor.to_dict()
         clip = speech_like(16000, seed=9)
         torch.testing.assert_close(
@@ -120,20 +129,28 @@ def test_saved_encodec_processor_is_self_contained(tmp_path, encodec_processor):
 
 
 def test_mel_processor_saves_no_encodec(tmp_path):
-    VocosProcessor(VocosFeatureExtractor(stft_padding="same")).save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["processor_config.json"]
-    loaded = VocosProcessor.from_pretrained(tmp_path)
-    assert loaded.audio_tokenizer is None and loaded.feature_extractor.stft_padding == "same"
+    """A mel checkpoint's processor is its feature extractor, saved as the Hub format does: preprocessor_config.json
+    only, with the Hub's field names."""
+    VocosProcessor(VocosFeatureExtractor(padding="same")).save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preprocessor_config.json"]
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["padding"] == "same" and saved["num_mel_bins"] == saved["feature_size"] == 100 and "stft_padding" not in saved
+    VocosConfig(**SMALL_MEL).save_pretrained(tmp_path)
+    for loaded in (VocosProcessor.from_pretrained(tmp_path), AutoProcessor.from_pretrained(tmp_path)):
+        assert type(loaded) is VocosProcessor
+        assert loaded.audio_tokenizer is None and loaded.feature_extractor.padding == "same"
 
 
 def test_hub_pointer_instead_of_weights(tmp_path, encodec):
     # A processor may point at a Hub EnCodec repository on purpose, instead of carrying the weights.
-    processor = VocosProcessor(VocosFeatureExtractor(), encodec_name_or_path="facebook/encodec_24khz")
+    processor = VocosEncodecProcessor(VocosFeatureExtractor(), encodec_name_or_path="facebook/encodec_24khz")
     assert processor.has_audio_tokenizer  # nothing loaded yet
     processor.save_pretrained(tmp_path / "processor")
     assert not (tmp_path / "processor" / "audio_tokenizer").exists()
     config = json.loads((tmp_path / "processor" / "processor_config.json").read_text())
-    assert config["encodec_name_or_path"] == "facebook/encodec_24khz"
+    # The Hub format's reference (what its own loader reads), and the class it names.
+    assert config["audio_tokenizer"] == {"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": "facebook/encodec_24khz"}
+    assert config["processor_class"] == "VocosEncodecProcessor" and "encodec_name_or_path" not in config
     encodec.save_pretrained(tmp_path / "encodec")
     cache = tmp_path / "cache"
     fill_hub_cache(cache, "facebook/encodec_24khz", tmp_path / "encodec")
@@ -144,9 +161,10 @@ def test_hub_pointer_instead_of_weights(tmp_path, encodec):
         loaded(audio=clip, bandwidth=1.5, sampling_rate=24000)["codes"],
         VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=encodec)(audio=clip, bandwidth=1.5, sampling_rate=24000)["codes"],
     )
-    # Saved again, it still points at the Hub.
+    # Saved again, it still points at the Hub (the tokenizer loaded from there included).
     loaded.save_pretrained(tmp_path / "again")
     assert not (tmp_path / "again" / "audio_tokenizer").exists()
+    assert json.loads((tmp_path / "again" / "processor_config.json").read_text())["audio_tokenizer"] == config["audio_tokenizer"]
 
 
 def test_user_supplied_tokenizer_overrides_saved_one(tmp_path, encodec_processor):

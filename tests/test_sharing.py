@@ -12,10 +12,10 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_ENCODEC, SMALL_MEL, randomize_, speech_like, tiny_encodec_model
+from conftest import SMALL_MEL, model_for, randomize_, small_config, speech_like, tiny_encodec_model
 
 import hf_vocos
-from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos import VocosConfig, VocosEncodecProcessor, VocosFeatureExtractor, VocosModel, VocosProcessor
 from hf_vocos._environment import BrokenEnvironmentError, check_transformers
 from hf_vocos.sharing import model_card
 
@@ -34,15 +34,29 @@ sys.meta_path.insert(0, BlockHfVocos())
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
 def test_checkpoint_with_code_loads_without_hf_vocos(tmp_path, variant):
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
-    model = randomize_(VocosModel(config), seed=41)
-    processor = VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=None if variant == "mel" else tiny_encodec_model(seed=42))
+    config = small_config(variant)
+    model = randomize_(model_for(config), seed=41)
+    if variant == "mel":
+        processor = VocosProcessor(VocosFeatureExtractor())
+    else:
+        processor = VocosEncodecProcessor(VocosFeatureExtractor(), audio_tokenizer=tiny_encodec_model(seed=42))
     with hf_vocos.with_remote_code():
         model.save_pretrained(tmp_path / "checkpoint")
         processor.save_pretrained(tmp_path / "checkpoint")
-    assert (tmp_path / "checkpoint" / "modeling_vocos.py").exists()
+    # The model's code and nothing of the tooling (conversion, command line, training, benchmarks) travels.
+    assert {module.name for module in (tmp_path / "checkpoint").glob("*.py")} == {
+        "capabilities.py",
+        "checkpoint_formats.py",
+        "configuration_vocos.py",
+        "feature_extraction_vocos.py",
+        "inference_vocos.py",
+        "modeling_vocos.py",
+        "processing_vocos.py",
+        "streaming_vocos.py",
+    }
     for module in (tmp_path / "checkpoint").glob("*.py"):  # the code that travels imports no hf_vocos
         assert not re.search(r"^\s*(from|import)\s+hf_vocos", module.read_text(), re.MULTILINE), module.name
+    names = ("VocosModel", "VocosProcessor", "VocosConfig") if variant == "mel" else ("VocosEncodecModel", "VocosEncodecProcessor", "VocosEncodecConfig")
 
     clip = speech_like(20000, seed=43)
     np.save(tmp_path / "clip.npy", clip)
@@ -54,8 +68,8 @@ def test_checkpoint_with_code_loads_without_hf_vocos(tmp_path, variant):
         folder = {str(tmp_path / "checkpoint")!r}
         model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
         processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-        assert type(model).__name__ == "VocosModel" and type(processor).__name__ == "VocosProcessor"
-        assert type(AutoConfig.from_pretrained(folder, trust_remote_code=True)).__name__ == "VocosConfig"
+        assert type(model).__name__ == {names[0]!r} and type(processor).__name__ == {names[1]!r}
+        assert type(AutoConfig.from_pretrained(folder, trust_remote_code=True)).__name__ == {names[2]!r}
         assert type(AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)).__name__ == "VocosFeatureExtractor"
         with torch.no_grad():
             audio = model(**processor(audio=np.load({str(tmp_path / "clip.npy")!r}), sampling_rate=24000{kwargs})).audio
@@ -83,14 +97,14 @@ def test_saves_carry_no_code_by_default(tmp_path):
     processor.save_pretrained(tmp_path / "without")
     assert not list((tmp_path / "without").glob("*.py"))
     assert "auto_map" not in json.loads((tmp_path / "without" / "config.json").read_text())
-    saved = json.loads((tmp_path / "without" / "processor_config.json").read_text())
-    assert "auto_map" not in saved and "auto_map" not in saved["feature_extractor"]
+    saved = json.loads((tmp_path / "without" / "preprocessor_config.json").read_text())  # a mel processor: its FE
+    assert "auto_map" not in saved
     assert VocosModel._auto_class is None and VocosConfig._auto_class is None
 
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
 def test_model_card_names_the_repository_and_both_ways_to_load(variant):
-    config = VocosConfig(**(SMALL_MEL if variant == "mel" else SMALL_ENCODEC))
+    config = small_config(variant)
     card = model_card(config, VocosFeatureExtractor(), "charactr/vocos-x", "mit", repo_id="me/my-vocos")
     assert card.startswith("---\nlibrary_name: hf_vocos\nlicense: mit\n")
     assert card.count('from_pretrained("me/my-vocos")') == 2

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SMALL_ENCODEC, SMALL_MEL, randomize_
+from conftest import SMALL_ENCODEC, SMALL_MEL, model_for, randomize_, small_config
 
-from hf_vocos import VocosConfig, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos import VocosConfig, VocosEncodecConfig, VocosEncodecModel, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos.inference_vocos import EagerImplementation
 from hf_vocos.streaming_vocos import VocosStreamingDecoder
 
 VARIANTS = {
-    "mel-center": SMALL_MEL,
-    "mel-same": {**SMALL_MEL, "istft_padding": "same"},
-    "encodec-same": SMALL_ENCODEC,
-    "encodec-center": {**SMALL_ENCODEC, "istft_padding": "center"},
+    "mel-center": ("mel", {}),
+    "mel-same": ("mel", {"istft_padding": "same"}),
+    "encodec-same": ("encodec", {}),
+    "encodec-center": ("encodec", {"istft_padding": "center"}),
 }
 CHUNK_SIZES = [1, 2, 7, 26, 27, 28, 61, 173, 500]
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def case(request):
-    model = randomize_(VocosModel(VocosConfig(**VARIANTS[request.param])), seed=3)
+    model = randomize_(model_for(small_config(VARIANTS[request.param][0], **VARIANTS[request.param][1])), seed=3)
     generator = torch.Generator().manual_seed(4)
     if model.config.is_codes_model:
         inputs, kwargs = {"codes": torch.randint(0, 1024, (8, 2, 173), generator=generator)}, {"bandwidth": 6.0}
@@ -31,11 +32,15 @@ def case(request):
     return model, inputs, kwargs, full
 
 
+@pytest.mark.parametrize("implementation", ["auto", "eager", "cpu_tiled", "accelerator"])
 @pytest.mark.parametrize("chunk_size", CHUNK_SIZES)
-def test_decode_chunked_equals_full_decode(case, chunk_size):
+def test_decode_chunked_equals_full_decode(case, chunk_size, implementation):
+    """Chunked decoding runs the stages and the head through the model's implementation, as forward does."""
     model, inputs, kwargs, full = case
+    model.inference_implementation = implementation
     with torch.no_grad():
         output = model.decode_chunked(**inputs, **kwargs, chunk_size=chunk_size)
+    model.inference_implementation = "auto"
     assert output.audio.shape == full.audio.shape
     torch.testing.assert_close(output.audio, full.audio, rtol=0, atol=1e-5)
     torch.testing.assert_close(output.attention_mask, full.attention_mask, rtol=0, atol=0)
@@ -83,7 +88,7 @@ def test_bad_stream_arguments_raise_at_the_call():
     """`stream` is not a plain generator function: a bad `chunks`, `bandwidth` or `context_frames` raises when it is
     called, not at the first `next()`. A single tensor is refused: iterating it would split its batch axis."""
     mel = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
-    encodec = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)))
+    encodec = randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)))
     with pytest.raises(TypeError, match=r"`chunks` must be an iterable of chunks .* got a single Tensor of shape \(2, 100, 30\)"):
         mel.stream(torch.randn(2, 100, 30))
     with pytest.raises(TypeError, match=r"`chunks` must be an iterable .* got a single ndarray"):
@@ -104,7 +109,7 @@ def test_bad_stream_arguments_raise_at_the_call():
 def test_audio_comes_out_after_the_receptive_field():
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
     decoder = VocosStreamingDecoder(model)
-    radius = model.backbone.receptive_radius
+    radius = model.receptive_radius
     assert radius == decoder.latency_frames == 3 + 2 * 3
     with torch.no_grad():
         assert decoder.push(torch.randn(1, 100, radius)).shape == (1, 0)
@@ -121,7 +126,7 @@ def test_audio_comes_out_after_the_receptive_field():
 def test_more_context_frames_only_delays_the_audio(case):
     model, inputs, kwargs, full = case
     (tensor,) = inputs.values()
-    radius = model.backbone.receptive_radius
+    radius = model.receptive_radius
     decoder = VocosStreamingDecoder(model, context_frames=radius + 10, **kwargs)
     hop = model.config.hop_length
     with torch.no_grad():
@@ -129,14 +134,14 @@ def test_more_context_frames_only_delays_the_audio(case):
         first = decoder.push(tensor[..., radius + 10 : radius + 30])  # frames 0..19 become final
         rest = decoder.push(tensor[..., radius + 30 :])
         pieces = [first, rest, decoder.flush()]
-    assert first.shape[-1] == 20 * hop - model.head.istft.trim
+    assert first.shape[-1] == 20 * hop - model.decoder.trim
     torch.testing.assert_close(torch.cat(pieces, dim=-1), full.audio, rtol=0, atol=1e-5)
 
 
 def test_bfloat16_stream_equals_the_bfloat16_forward(case):
     """A bf16 model streams its own forward's audio (float32 out), not a float32 model's."""
     model, inputs, kwargs, _ = case
-    half = VocosModel(model.config).eval()
+    half = model_for(model.config).eval()
     half.load_state_dict(model.state_dict())
     half = half.to(torch.bfloat16)
     (tensor,) = inputs.values()
@@ -149,7 +154,7 @@ def test_bfloat16_stream_equals_the_bfloat16_forward(case):
 
 def test_ragged_batch_decodes_each_item_as_alone(monkeypatch):
     """Items of equal length share one stream (here 3 streams for 5 items), and each equals its solo decode."""
-    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)), seed=5)
+    model = randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)), seed=5)
     lengths = [50, 13, 31, 13, 50]
     codes = torch.randint(0, 1024, (4, 5, 50), generator=torch.Generator().manual_seed(6))
     mask = (torch.arange(50)[None, :] < torch.tensor(lengths)[:, None]).int()
@@ -177,7 +182,7 @@ def test_memory_does_not_grow_with_the_stream():
     """The decoder keeps only each stage's context and the overlap-add tail, whatever the length."""
     model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
     decoder = VocosStreamingDecoder(model)
-    radii = model.backbone.stage_radii
+    radii = model.stage_radii
     with torch.no_grad():
         for _ in range(50):
             decoder.push(torch.randn(1, 100, 64))
@@ -187,22 +192,22 @@ def test_memory_does_not_grow_with_the_stream():
 
 
 @pytest.mark.parametrize("variant", ["mel-center", "encodec-same"])
-def test_each_frame_goes_through_the_network_once(variant, monkeypatch):
+def test_each_frame_goes_through_the_network_once(variant):
     """A push runs each backbone stage on its new frames plus that stage's own context (2 x kernel_size // 2), not
     on the new frames plus the whole receptive field; the head sees each frame once."""
-    model = randomize_(VocosModel(VocosConfig(**VARIANTS[variant])), seed=8)
+    model = randomize_(model_for(small_config(VARIANTS[variant][0], **VARIANTS[variant][1])), seed=8)
     kwargs = {"bandwidth": 6.0} if model.config.is_codes_model else {}
-    radii = model.backbone.stage_radii
+    radii = model.stage_radii
     stage_calls, head_frames = [], []
-    forward_stage, hidden_to_frames = model.backbone.forward_stage, model.hidden_to_frames
 
-    def counted_stage(index, hidden_states, *args, **kw):
-        stage_calls.append((index, hidden_states.shape[1]))
-        return forward_stage(index, hidden_states, *args, **kw)
+    class Counting(EagerImplementation):  # the plain path, counting what it is given (selected by the switch)
+        def stage(self, model, index, hidden_states, bandwidth_id, own_input=False):
+            stage_calls.append((index, hidden_states.shape[1]))
+            return super().stage(model, index, hidden_states, bandwidth_id, own_input)
 
-    def counted_head(hidden_states, *args, **kw):
-        head_frames.append(hidden_states.shape[1])
-        return hidden_to_frames(hidden_states, *args, **kw)
+        def frames(self, model, hidden_states):
+            head_frames.append(hidden_states.shape[1])
+            return super().frames(model, hidden_states)
 
     if model.config.is_codes_model:
         tensor = torch.randint(0, 1024, (8, 1, 120), generator=torch.Generator().manual_seed(9))
@@ -212,8 +217,7 @@ def test_each_frame_goes_through_the_network_once(variant, monkeypatch):
         inputs = {"input_features": tensor}
     with torch.no_grad():
         full = model(**inputs, **kwargs).audio
-        monkeypatch.setattr(model.backbone, "forward_stage", counted_stage)
-        monkeypatch.setattr(model, "hidden_to_frames", counted_head)
+        model.inference_implementation = Counting()
         decoder = VocosStreamingDecoder(model, **kwargs)
         streamed = [decoder.push(tensor[..., start : start + 5]) for start in range(0, 120, 5)]
         pushed_calls = list(stage_calls)
@@ -246,7 +250,7 @@ def test_bad_arguments_raise(kwargs, error, match):
 
 
 def test_bad_stream_inputs_raise():
-    model = randomize_(VocosModel(VocosConfig(**SMALL_ENCODEC)))
+    model = randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)))
     with pytest.raises(ValueError, match="`bandwidth` is required"):
         VocosStreamingDecoder(model)
     decoder = VocosStreamingDecoder(model, bandwidth=1.5)

@@ -19,7 +19,7 @@ from hf_vocos import VocosFeatureExtractor, VocosModel  # noqa: E402
 from hf_vocos.training import TrainingConfig, VocosTrainer  # noqa: E402
 from hf_vocos.training.discriminators import MultiPeriodDiscriminator, MultiResolutionDiscriminator  # noqa: E402
 
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2}
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +128,7 @@ def test_training_on_feature_audio_pairs(clips, tmp_path):
         ({"max_time_seconds": -1}, "max_time_seconds: expected a positive number of seconds or None, got -1"),
         ({"mixed_precision": "fp8"}, "mixed_precision"),
         ({"model_config": {**TINY, "bandwidths": [1.5, 3.0], "input_channels": 128}}, "EnCodec .* not supported"),
+        ({"model_config": {**TINY, "model_type": "vocos_encodec"}}, "EnCodec .* not supported"),
         ({"feature_extractor": {"feature_size": 80}}, "feature_extractor: 80 mels"),
         ({"resume_from": "latest"}, "resume_from: 'latest', but .* holds no checkpoint"),
     ],
@@ -194,5 +195,5 @@ def test_audio_metrics_and_griffin_lim():
     assert audio_metrics(reference, rebuilt, 24000, extractor)["log_mel_l1"] < 0.6  # noise scores 4.7
     with pytest.raises(ValueError, match=r"log_mel must have shape \(100, frames\), got \(80, 5\)"):
         griffin_lim(np.zeros((80, 5), np.float32), extractor)
-    with pytest.raises(ValueError, match="stft_padding 'same' is not supported"):
-        griffin_lim(features, VocosFeatureExtractor(stft_padding="same"))
+    with pytest.raises(ValueError, match="extractor.padding 'same' is not supported"):
+        griffin_lim(features, VocosFeatureExtractor(padding="same"))

@@ -12,25 +12,48 @@ check_environment()
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProcessor  # noqa: E402
 
-from .configuration_vocos import VocosConfig  # noqa: E402
+from .configuration_vocos import VocosConfig, VocosEncodecConfig  # noqa: E402
 from .feature_extraction_vocos import VocosFeatureExtractor  # noqa: E402
-from .modeling_vocos import VocosModel, VocosOutput, VocosPreTrainedModel  # noqa: E402
-from .processing_vocos import VocosProcessor  # noqa: E402
+from .inference_vocos import CPUTiledImplementation, InferenceImplementation  # noqa: E402
+from .modeling_vocos import (  # noqa: E402
+    VocosEncodecModel,
+    VocosEncodecOutput,
+    VocosEncodecPreTrainedModel,
+    VocosModel,
+    VocosOutput,
+    VocosPreTrainedModel,
+    VocosStreamingDecoder,
+)
+from .processing_vocos import VocosEncodecProcessor, VocosProcessor  # noqa: E402
 from .sharing import with_remote_code  # noqa: E402
+from .version import __version__  # noqa: E402
 
-__version__ = "0.1.0"
 
 __all__ = [
+    "CPUTiledImplementation",
+    "InferenceImplementation",
     "VocosConfig",
+    "VocosEncodecConfig",
+    "VocosEncodecModel",
+    "VocosEncodecOutput",
+    "VocosEncodecPreTrainedModel",
+    "VocosEncodecProcessor",
     "VocosFeatureExtractor",
     "VocosModel",
     "VocosOutput",
     "VocosPreTrainedModel",
     "VocosProcessor",
-    "with_remote_code",
+    "VocosStreamingDecoder",
+    "with_remote_code", "__version__",
 ]
 
-AutoConfig.register(VocosConfig.model_type, VocosConfig, exist_ok=True)
-AutoModel.register(VocosConfig, VocosModel, exist_ok=True)
-AutoFeatureExtractor.register(VocosConfig, VocosFeatureExtractor, exist_ok=True)
-AutoProcessor.register(VocosConfig, VocosProcessor, exist_ok=True)
+# Tolerant of a transformers that registers these model types itself (exist_ok).
+for _config, _model, _processor in (
+    (VocosConfig, VocosModel, VocosProcessor),
+    (VocosEncodecConfig, VocosEncodecModel, VocosEncodecProcessor),
+):
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModel.register(_config, _model, exist_ok=True)
+    AutoFeatureExtractor.register(_config, VocosFeatureExtractor, exist_ok=True)
+    AutoProcessor.register(_config, _processor, exist_ok=True)
+del _config, _model, _processor

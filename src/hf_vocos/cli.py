@@ -18,18 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import AUDIO_SUFFIXES, AudioError, find_files, load_audio, save_array, save_audio
+from .cli_support import DEFAULT_MODEL, DTYPE_CHOICES, CliError, load_vocoder
 
 __all__ = ["main"]
 
 logger = logging.getLogger("hf_vocos")
-
-DEFAULT_MODEL = "hf-audio/vocos-mel-24khz"
-# (the choices of `vocoder.resolve_dtype`, spelled out so that `--help` does not import torch)
-DTYPE_CHOICES = ("float32", "bfloat16", "float16", "auto")
-
-
-class CliError(Exception):
-    """A problem that stops the whole command (bad option, model that cannot load, unwritable output)."""
 
 
 @dataclass
@@ -98,25 +91,6 @@ def check_writable(jobs: list[tuple[Path, Path]], output: str) -> None:
             raise CliError(f"-o {output}: cannot create {folder} ({error.strerror or error})") from None
         if not os.access(folder, os.W_OK):
             raise CliError(f"-o {output}: {folder} is not writable")
-
-
-def load_vocoder(args, bandwidth=None):
-    from .vocoder import Vocoder
-
-    try:
-        return Vocoder(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            bandwidth=bandwidth,
-            batch_size=args.batch_size,
-            long_seconds=args.long_seconds,
-        )
-    except (OSError, ValueError, TypeError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, OSError):
-            message = f"--model {args.model}: cannot load it ({message})"
-        raise CliError(message) from None
 
 
 def progress(total: int, description: str, args):
@@ -289,7 +263,7 @@ def plot_result(target: Path, vocoder, source: Path, given: np.ndarray, result: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(prog="hf-vocos", description="Vocos neural vocoder: audio, log-mel and EnCodec codes.")
     parser.add_argument("--version", action="version", version=f"hf_vocos {__version__}")

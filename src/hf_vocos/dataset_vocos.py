@@ -70,7 +70,7 @@ def run_dataset(args, report) -> bool:
     import datasets
     from accelerate import PartialState
 
-    from .cli import CliError, load_vocoder
+    from .cli_support import CliError, load_vocoder
 
     datasets.disable_progress_bars()  # one log line per shard instead of a bar per step
     # datasets' own `sort` still passes an option pyarrow 25 deprecates.
@@ -142,7 +142,7 @@ def load_source(source: str, split: str | None, audio_column: str):
     """The dataset to process, with its audio column left undecoded (paths or bytes) or as arrays."""
     import datasets
 
-    from .cli import CliError
+    from .cli_support import CliError
 
     path = Path(source)
     if is_saved_dataset(path):
@@ -178,7 +178,7 @@ def load_source(source: str, split: str | None, audio_column: str):
 
 
 def check_manifest(output: Path, manifest: dict) -> None:
-    from .cli import CliError
+    from .cli_support import CliError
 
     path = output / "manifest.json"
     if path.exists():

@@ -167,10 +167,11 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         mel_norm (`str`, *optional*):
             `None` (triangles of height 1, as the original) or `"slaney"` (area normalisation, as librosa's default
             and HiFi-GAN).
-        stft_padding (`str`, *optional*, defaults to `"center"`):
+        padding (`str`, *optional*, defaults to `"center"`):
             `"center"`: reflect-pad `n_fft // 2` samples on each side (T samples give `1 + T // hop_length` frames).
             `"same"`: reflect-pad `(n_fft - hop_length) // 2` on each side, no centring (the original's "same", which
-            pairs with an ISTFT head with "same" padding).
+            pairs with an ISTFT head with "same" padding). (`stft_padding`, its name before hf_vocos adopted the Hub's
+            format, is still read.)
         log_floor (`float`, *optional*, defaults to 1e-7):
             Mel magnitudes are clamped to at least this value before the natural log.
         padding_value (`float`, *optional*):
@@ -192,12 +193,18 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         f_max: float | None = None,
         mel_scale: str = "htk",
         mel_norm: str | None = None,
-        stft_padding: str = "center",
+        padding: str = "center",
         log_floor: float = 1e-7,
         padding_value: float | None = None,
         return_attention_mask: bool = True,
         **kwargs,
     ):
+        # Older names: `stft_padding` (hf_vocos before the Hub format); `num_mel_bins` is written beside
+        # `feature_size` by the Hub format (the same number).
+        padding = kwargs.pop("stft_padding", padding)
+        num_mel_bins = kwargs.pop("num_mel_bins", feature_size)
+        if num_mel_bins != feature_size:
+            raise ValueError(f"`num_mel_bins` ({num_mel_bins}) and `feature_size` ({feature_size}) must agree: both are the mel bins.")
         for name, value in (
             ("feature_size", feature_size),
             ("sampling_rate", sampling_rate),
@@ -211,8 +218,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"`win_length` ({win_length}) must not exceed `n_fft` ({n_fft}).")
         if hop_length > win_length:
             raise ValueError(f"`hop_length` ({hop_length}) must not exceed `win_length` ({win_length}).")
-        if stft_padding not in ("center", "same"):
-            raise ValueError(f"`stft_padding` must be 'center' or 'same', got {stft_padding!r}.")
+        if padding not in ("center", "same"):
+            raise ValueError(f"`padding` must be 'center' or 'same', got {padding!r}.")
         if mel_scale not in ("htk", "slaney", "kaldi"):
             raise ValueError(f"`mel_scale` must be 'htk', 'slaney' or 'kaldi', got {mel_scale!r}.")
         if mel_norm not in (None, "slaney"):
@@ -242,7 +249,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         self.f_max = f_max
         self.mel_scale = mel_scale
         self.mel_norm = mel_norm
-        self.stft_padding = stft_padding
+        self.padding = padding
+        self.num_mel_bins = feature_size
         self.log_floor = log_floor
         # `mel_filters` and `window` are derived state: `FeatureExtractionMixin.to_dict` leaves both out of the JSON.
         self.mel_filters = mel_filter_bank(
@@ -274,7 +282,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
     @property
     def edge_padding(self) -> int:
         """Samples of reflect padding added at each edge of a clip."""
-        if self.stft_padding == "center":
+        if self.padding == "center":
             return self.n_fft // 2
         return (self.n_fft - self.hop_length) // 2
 
@@ -332,7 +340,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             if clip.shape[0] < self.min_num_samples:
                 name = "raw_speech" if len(clips) == 1 else f"raw_speech[{index}]"
                 raise ValueError(
-                    f"`{name}` has {clip.shape[0]} samples; with stft_padding={self.stft_padding!r} and "
+                    f"`{name}` has {clip.shape[0]} samples; with padding={self.padding!r} and "
                     f"n_fft={self.n_fft} the reflect padding needs at least {self.min_num_samples} samples "
                     f"({self.min_num_samples / self.sampling_rate * 1000:.1f} ms). Pad the clip (e.g. with zeros) first."
                 )

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from .configuration_vocos import VocosConfig
-from .modeling_vocos import VocosOutput, check_attention_mask, check_bandwidth, check_codes, check_features, sample_mask
+from .inference_vocos import sample_mask
+from .modeling_vocos import VocosOutput, check_attention_mask, check_bandwidth, check_codes, check_features
 
 __all__ = ["VocosOnnxModel", "export_onnx"]
 
@@ -30,7 +31,8 @@ ONNX_FILE_NAME = "model.onnx"
 
 
 class _ExportedVocos(nn.Module):
-    """The decode path with ONNX-friendly inputs: features or codes, a frame mask, the bandwidth's norm row."""
+    """The decode path with ONNX-friendly inputs: features or codes, a frame mask, the bandwidth's norm row. It runs
+    the model's `onnx` inference implementation (`inference_vocos.OnnxImplementation`)."""
 
     def __init__(self, model):
         super().__init__()
@@ -38,24 +40,20 @@ class _ExportedVocos(nn.Module):
 
     def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor, bandwidth_id: torch.Tensor) -> torch.Tensor:
         model = self.model
-        if model.config.is_codes_model:
-            features = model.codebook_embedding(inputs)
-        else:
-            features = inputs
+        features = model.embed_codes(inputs) if model.config.is_codes_model else inputs
         frame_mask = attention_mask[:, :, None].to(features.dtype)
         norm_row = bandwidth_id if model.config.use_adaptive_norm else None
-        frames = model.decode_frames(features, frame_mask, norm_row)
-        return model.head.istft.synthesize(frames, frame_mask)
+        return model.implementation_for(features).decode(model, features, frame_mask, norm_row)
 
 
 @contextlib.contextmanager
-def _dft_matmul(istft):
-    previous = istft.use_dft_matmul
-    istft.use_dft_matmul = True
+def _implementation(model, name: str):
+    previous = model.inference_implementation
+    model.inference_implementation = name
     try:
         yield
     finally:
-        istft.use_dft_matmul = previous
+        model.inference_implementation = previous
 
 
 def export_onnx(model, save_directory: str | os.PathLike, opset_version: int = 18) -> Path:
@@ -90,7 +88,7 @@ def export_onnx(model, save_directory: str | os.PathLike, opset_version: int = 1
         input_name = "input_features"
     arguments = (example, torch.ones(2, 48, dtype=torch.long, device=device), torch.zeros(1, dtype=torch.long, device=device))
     wrapper = _ExportedVocos(model).eval()
-    with _dft_matmul(model.head.istft), torch.no_grad():
+    with _implementation(model, "onnx"), torch.no_grad():
         program = torch.onnx.export(
             wrapper,
             arguments,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -11,13 +13,35 @@ from transformers import BatchFeature, EncodecModel, ProcessorMixin
 from transformers.processing_utils import AUDIO_TOKENIZER_KWARGS
 from transformers.utils import logging
 
+from .checkpoint_formats import (
+    HUB_KWARGS,
+    configs_from_original,
+    find_original_checkpoint,
+    read_original_config,
+)
+from .configuration_vocos import describes_encodec_model
 from .feature_extraction_vocos import audio_to_float_list, check_sampling_rate
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["VocosProcessor"]
+__all__ = ["VocosEncodecProcessor", "VocosProcessor"]
 
 AUDIO_TOKENIZER_SUBFOLDER = "audio_tokenizer"
+DEFAULT_ENCODEC_REPO = "facebook/encodec_24khz"
+
+
+class _EncodecPointer:
+    """What loading a processor makes of the Hub format's tokenizer reference ({"audio_tokenizer_class":
+    "EncodecModel", "audio_tokenizer_name_or_path": ...}) instead of loading EnCodec at once: the processor loads it
+    on first use, so decoding codes never needs it (nor the network)."""
+
+    def __init__(self, name_or_path: str, hub_kwargs: dict):
+        self.name_or_path = name_or_path
+        self.hub_kwargs = hub_kwargs
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        return cls(str(name_or_path), kwargs)
 
 
 class VocosProcessor(ProcessorMixin):
@@ -54,6 +78,10 @@ class VocosProcessor(ProcessorMixin):
         encodec_name_or_path: str | None = None,
     ):
         super().__init__(feature_extractor)
+        self._encodec_hub_kwargs = {}
+        if isinstance(audio_tokenizer, _EncodecPointer):
+            encodec_name_or_path, self._encodec_hub_kwargs = audio_tokenizer.name_or_path, audio_tokenizer.hub_kwargs
+            audio_tokenizer = None
         if audio_tokenizer is not None and not isinstance(audio_tokenizer, EncodecModel):
             raise TypeError(
                 f"`audio_tokenizer` must be a transformers EncodecModel, got {type(audio_tokenizer).__name__}."
@@ -72,7 +100,7 @@ class VocosProcessor(ProcessorMixin):
     def audio_tokenizer(self) -> EncodecModel | None:
         """The EnCodec model, loaded from `encodec_name_or_path` on first use if it was not given."""
         if self._audio_tokenizer is None and self.encodec_name_or_path is not None:
-            self.audio_tokenizer = EncodecModel.from_pretrained(self.encodec_name_or_path)
+            self.audio_tokenizer = EncodecModel.from_pretrained(self.encodec_name_or_path, **self._encodec_hub_kwargs)
         return self._audio_tokenizer
 
     @audio_tokenizer.setter
@@ -253,13 +281,28 @@ class VocosProcessor(ProcessorMixin):
         finally:
             self.__dict__["_audio_tokenizer"] = tokenizer
         output.pop("audio_tokenizer", None)
+        output.pop("_encodec_hub_kwargs", None)
+        output.pop("encodec_name_or_path", None)
         if type(self)._auto_class is None:
             output.pop("auto_map", None)  # only a save with code (hf_vocos.with_remote_code) writes the files it names
-        if self.encodec_name_or_path is None:
-            output.pop("encodec_name_or_path", None)
-            if tokenizer is not None:
-                output["encodec_subfolder"] = AUDIO_TOKENIZER_SUBFOLDER
+        reference = self._hub_reference(tokenizer)
+        if reference is not None:
+            # The Hub format's reference to the tokenizer's repository (what its own loader reads).
+            output["audio_tokenizer"] = {"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": reference}
+        elif tokenizer is not None:
+            output["encodec_subfolder"] = AUDIO_TOKENIZER_SUBFOLDER
         return output
+
+    def _hub_reference(self, tokenizer) -> str | None:
+        """The Hub repository the tokenizer comes from, if it is one: the pointer given, or the tokenizer's own
+        `name_or_path` when that names a repository rather than a local folder (whose path would break once the
+        processor is moved or pushed: such a tokenizer is saved beside the processor instead)."""
+        if self.encodec_name_or_path is not None:
+            return self.encodec_name_or_path
+        name = getattr(tokenizer, "name_or_path", "") if tokenizer is not None else ""
+        if name and not os.path.isabs(name) and not os.path.exists(name) and re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+            return name
+        return None
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> list[str]:
         """
@@ -272,11 +315,19 @@ class VocosProcessor(ProcessorMixin):
         """
         os.makedirs(save_directory, exist_ok=True)
         saved = []
-        if self._audio_tokenizer is not None and self.encodec_name_or_path is None:
-            tokenizer_directory = os.path.join(save_directory, AUDIO_TOKENIZER_SUBFOLDER)
-            self._audio_tokenizer.save_pretrained(tokenizer_directory)
-            saved.append(tokenizer_directory)
-        saved += super().save_pretrained(save_directory, push_to_hub=False)
+        if not self.has_audio_tokenizer:
+            # A mel checkpoint's processor is its feature extractor: the Hub format writes preprocessor_config.json
+            # only (AutoProcessor finds this class through the model's config.json). A save with code
+            # (hf_vocos.with_remote_code) also writes the processor's file, whose auto_map names its code.
+            saved += list(self.feature_extractor.save_pretrained(save_directory))
+            if type(self)._auto_class is not None:
+                saved += super().save_pretrained(save_directory, push_to_hub=False)
+        else:
+            if self._audio_tokenizer is not None and self._hub_reference(self._audio_tokenizer) is None:
+                tokenizer_directory = os.path.join(save_directory, AUDIO_TOKENIZER_SUBFOLDER)
+                self._audio_tokenizer.save_pretrained(tokenizer_directory)
+                saved.append(tokenizer_directory)
+            saved += super().save_pretrained(save_directory, push_to_hub=False)
         if push_to_hub:
             repo_id = kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
             self.push_to_hub(repo_id, **kwargs)
@@ -291,20 +342,34 @@ class VocosProcessor(ProcessorMixin):
         equivalent processor, with a log line saying so (for EnCodec checkpoints its tokenizer is
         `facebook/encodec_24khz`, loaded on first use).
         """
-        from .conversion import DEFAULT_ENCODEC_REPO, configs_from_original, find_original_checkpoint, read_original_config
-
-        hub_kwargs = {key: kwargs[key] for key in ("cache_dir", "revision", "token", "local_files_only", "force_download", "subfolder") if key in kwargs}
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         original = find_original_checkpoint(pretrained_model_name_or_path, **hub_kwargs)
         if original is None:
-            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            if processor.has_audio_tokenizer and _is_mel_checkpoint(pretrained_model_name_or_path, hub_kwargs):
+                # Generation B saved an EnCodec reference with mel checkpoints' processors too: a mel model's
+                # processor makes log-mel features and never needs EnCodec.
+                processor._audio_tokenizer, processor.encodec_name_or_path = None, None
+            if cls is VocosProcessor and processor.has_audio_tokenizer:
+                # An EnCodec checkpoint's processor, whichever class was asked.
+                processor = VocosEncodecProcessor._from_parts(processor)
+            return processor
         logger.warning(
             f"{pretrained_model_name_or_path} is an original Vocos checkpoint (config.yaml): building the equivalent "
             "processor. processor.save_pretrained(folder) keeps it."
         )
         config, extractor = configs_from_original(read_original_config(original[0]))
         if config.is_codes_model:
-            return cls(extractor, encodec_name_or_path=DEFAULT_ENCODEC_REPO)
+            return VocosEncodecProcessor(extractor, encodec_name_or_path=DEFAULT_ENCODEC_REPO)
         return cls(extractor)
+
+    @staticmethod
+    def get_possibly_dynamic_module(module_name):
+        # The Hub format names its tokenizer by class and repository, and transformers would load it at once:
+        # keep the reference instead (loaded on first use).
+        if module_name == "EncodecModel":
+            return _EncodecPointer
+        return ProcessorMixin.get_possibly_dynamic_module(module_name)
 
     @classmethod
     def get_processor_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -325,6 +390,22 @@ class VocosProcessor(ProcessorMixin):
                 pretrained_model_name_or_path, subfolder=subfolder, revision=kwargs.get("revision"), **hub_kwargs
             )
         return processor_dict, remaining
+
+
+def _is_mel_checkpoint(name_or_path, hub_kwargs: dict) -> bool:
+    """Whether the checkpoint beside a processor is a mel model, by its config.json (False when there is none)."""
+    from transformers.utils import cached_file
+
+    try:
+        kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
+        path = cached_file(str(name_or_path), "config.json", _raise_exceptions_for_missing_entries=False, **kwargs)
+    except OSError:
+        return False
+    if path is None:
+        return False
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    return isinstance(config, dict) and config.get("model_type") in (None, "vocos") and not describes_encodec_model(config)
 
 
 def _pad_codes(codes) -> tuple[torch.Tensor, torch.Tensor]:
@@ -372,3 +453,18 @@ def _codes_tensor(codes, name: str) -> torch.Tensor:
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise TypeError(f"`{name}` must have an integer dtype (codebook indices), got {codes.dtype}.")
     return codes.detach().cpu().long()
+
+
+class VocosEncodecProcessor(VocosProcessor):
+    r"""
+    The processor of an EnCodec checkpoint (model type `vocos_encodec`): a [`VocosProcessor`] with an EnCodec audio
+    tokenizer, the class the Hub format names. `processor(audio=x, bandwidth=6.0)` encodes audio to codes;
+    `processor(codes=c, bandwidth=6.0)` batches codes. `VocosProcessor.from_pretrained` on such a checkpoint returns
+    this class.
+    """
+
+    @classmethod
+    def _from_parts(cls, processor: VocosProcessor) -> "VocosEncodecProcessor":
+        made = cls(processor.feature_extractor, audio_tokenizer=processor._audio_tokenizer, encodec_name_or_path=processor.encodec_name_or_path)
+        made._encodec_hub_kwargs = processor._encodec_hub_kwargs
+        return made

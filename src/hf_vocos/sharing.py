@@ -25,9 +25,12 @@ __all__ = ["model_card", "source_license", "with_remote_code"]
 
 AUTO_CLASSES = {
     "VocosConfig": "AutoConfig",
+    "VocosEncodecConfig": "AutoConfig",
     "VocosModel": "AutoModel",
+    "VocosEncodecModel": "AutoModel",
     "VocosFeatureExtractor": "AutoFeatureExtractor",
     "VocosProcessor": "AutoProcessor",
+    "VocosEncodecProcessor": "AutoProcessor",
 }
 
 
@@ -37,12 +40,12 @@ def with_remote_code():
     processors also write their code and an `auto_map`, so the checkpoint loads with plain transformers:
     `AutoModel.from_pretrained(repo, trust_remote_code=True)` (and AutoProcessor, AutoFeatureExtractor, AutoConfig).
     Loading with hf_vocos installed is unaffected (its own classes are used)."""
-    from .configuration_vocos import VocosConfig
+    from .configuration_vocos import VocosConfig, VocosEncodecConfig
     from .feature_extraction_vocos import VocosFeatureExtractor
-    from .modeling_vocos import VocosModel
-    from .processing_vocos import VocosProcessor
+    from .modeling_vocos import VocosEncodecModel, VocosModel
+    from .processing_vocos import VocosEncodecProcessor, VocosProcessor
 
-    classes = [VocosConfig, VocosModel, VocosFeatureExtractor, VocosProcessor]
+    classes = [VocosConfig, VocosEncodecConfig, VocosModel, VocosEncodecModel, VocosFeatureExtractor, VocosProcessor, VocosEncodecProcessor]
     saved = {cls: cls.__dict__.get("_auto_class", _UNSET) for cls in classes}
     try:
         for cls in classes:
@@ -78,7 +81,7 @@ def model_card(config, extractor, source: str, license: str | None, repo_id: str
         settings = (
             f"- input: log-mel, {extractor.feature_size} bins, n_fft {extractor.n_fft}, hop {extractor.hop_length}, "
             f"{extractor.f_min:g}-{extractor.f_max:g} Hz, {extractor.mel_scale} scale, norm {extractor.mel_norm}, "
-            f"'{extractor.stft_padding}' padding, natural log clamped at {extractor.log_floor:g}"
+            f"'{extractor.padding}' padding, natural log clamped at {extractor.log_floor:g}"
         )
     license_line = license or "unknown (not stated by the source checkpoint)"
     remote_code_usage = (

@@ -1,14 +1,16 @@
 """Streaming and chunked decoding for `VocosModel`: long or live inputs with bounded memory, same audio as `forward`.
 
-Why it is exact. Only the convolutions mix frames: the backbone is a chain of stages (`VocosBackbone.stage_radii`:
-the input convolution, the blocks, the final norm), each of which reads `kernel_size // 2` frames on each side of a
-frame. So each stage can turn its input frames into output frames as soon as it holds that many frames past them, and
-a frame's hidden state is final once `model.backbone.receptive_radius` later frames have arrived (27 for the released
-models). The decoder keeps, per stage, only the few input frames the next output frames still read, and runs each
+Why it is exact. Only the convolutions mix frames: the backbone is a chain of stages (`VocosModel.stage_radii`: the
+input convolution, the blocks, the final norm), each of which reads `kernel_size // 2` frames on each side of a frame.
+So each stage can turn its input frames into output frames as soon as it holds that many frames past them, and a
+frame's hidden state is final once `model.receptive_radius` later frames have arrived (27 for the released models). The decoder keeps, per stage, only the few input frames the next output frames still read, and runs each
 stage on its new frames (plus that context): each frame goes through the backbone once, whatever the chunk size. At
 the true start and end the stages see the zero padding of a full decode. The inverse STFT is an overlap-add: a sample
 is final once every frame overlapping it has been added, so each step emits the samples before its last frame's
 start and carries the rest (`n_fft - hop_length` samples of signal and window energy) into the next step.
+
+The stages and the head run through the model's inference implementation (`VocosModel.inference_implementation`), as
+`forward` does. This module knows the model only through its methods: it imports nothing of the model's code.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
+
+from .inference_vocos import sample_mask, select_implementation
 
 __all__ = ["VocosStreamingDecoder", "decode_chunked", "stream"]
 
@@ -33,7 +37,7 @@ class VocosStreamingDecoder:
         model ([`VocosModel`]): the vocoder (in eval mode).
         bandwidth (`float`, *optional*): kbps, for EnCodec models (as in `forward`).
         context_frames (`int`, *optional*): the latency in frames: audio for a frame comes out once this many later
-            frames have been pushed. Defaults to, and must be at least, `model.backbone.receptive_radius` (the
+            frames have been pushed. Defaults to, and must be at least, `model.receptive_radius` (the
             frames that still change a frame's output); more only delays the audio.
 
     The batch dimension is fixed by the first push (all items advance together; decode ragged batches with
@@ -41,7 +45,7 @@ class VocosStreamingDecoder:
     """
 
     def __init__(self, model, bandwidth: float | torch.Tensor | None = None, context_frames: int | None = None):
-        radius = model.backbone.receptive_radius
+        radius = model.receptive_radius
         if context_frames is None:
             context_frames = radius
         if isinstance(context_frames, bool) or not isinstance(context_frames, numbers.Integral):
@@ -54,11 +58,11 @@ class VocosStreamingDecoder:
         self.model = model
         self.context_frames = int(context_frames)
         self.bandwidth = bandwidth
-        istft = model.head.istft
-        self._hop = istft.hop_length
-        self._trim = istft.trim
-        self._carried = istft.n_fft - istft.hop_length
-        self._radii = model.backbone.stage_radii
+        head = model.decoder
+        self._hop = head.hop_length
+        self._trim = head.trim
+        self._carried = head.n_fft - head.hop_length
+        self._radii = model.stage_radii
         # Validates `bandwidth` against the model before any frame arrives.
         self._bandwidth_id = model.bandwidth_id(bandwidth)
         self.reset()
@@ -134,7 +138,6 @@ class VocosStreamingDecoder:
     def _run_stages(self, new: torch.Tensor | None, final: bool) -> None:
         """Feed new input frames (batch, frames, channels) through the backbone's stages, each computing the frames
         whose context it now holds (all of them when `final`: the sequence's end pads with zeros)."""
-        backbone = self.model.backbone
         for index, radius in enumerate(self._radii):
             kept, done = self._inputs[index], self._done[index]
             if new is None:
@@ -150,7 +153,9 @@ class VocosStreamingDecoder:
             end = available if final else available - radius
             new = None
             if end > done:
-                new = backbone.forward_stage(index, inputs, self._bandwidth_id)[:, done - start : end - start]
+                # (not written over: the frames kept below for the next push are this stage's input)
+                implementation = select_implementation(self.model, inputs)
+                new = implementation.stage(self.model, index, inputs, self._bandwidth_id)[:, done - start : end - start]
                 self._done[index] = done = end
             # A copy of the few frames kept, not a view: a view would keep this push's whole input tensor alive
             # until the next push (with the release mel model and 256-frame pushes, ~9 MB more peak memory).
@@ -164,12 +169,13 @@ class VocosStreamingDecoder:
     def _advance(self, end: int, final: bool) -> torch.Tensor:
         start = self._decoded
         batch_size = self._batch_size
-        istft = self.model.head.istft
+        head = self.model.decoder
         if end > start:
-            frames = self.model.hidden_to_frames(self._hidden[:, : end - start])
+            hidden_states = self._hidden[:, : end - start]
+            frames = select_implementation(self.model, hidden_states).frames(self.model, hidden_states)
             self._hidden = self._hidden[:, end - start :].clone()
-            signal = istft.overlap_add(frames)
-            energy = istft.window_envelope(None, frames.shape[1])
+            signal = head.overlap_add(frames)
+            energy = head.window_envelope(None, frames.shape[1])
             if self._signal is not None:
                 signal[:, : self._carried] += self._signal
                 energy[:, : self._carried] += self._energy
@@ -188,7 +194,7 @@ class VocosStreamingDecoder:
         high = first + ready - (self._trim if final else 0)
         if high <= low:
             return signal.new_zeros(batch_size, 0)
-        return istft.normalize(signal[:, low - first : high - first], energy[:, low - first : high - first])
+        return head.normalize(signal[:, low - first : high - first], energy[:, low - first : high - first])
 
 
 def stream(model, chunks, bandwidth, context_frames) -> Iterator[torch.Tensor]:
@@ -216,15 +222,12 @@ def _stream_pieces(decoder: VocosStreamingDecoder, chunks: Iterable) -> Iterator
         yield audio
 
 
-def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chunk_size, context_frames, return_dict):
-    """`VocosModel.decode_chunked`: see its docstring."""
-    from .modeling_vocos import VocosOutput, sample_mask
-
+def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chunk_size, context_frames):
+    """`VocosModel.decode_chunked`: see its docstring. Returns `(audio, attention_mask)`."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
         raise TypeError(f"`chunk_size` must be an integer number of frames, got {chunk_size!r}.")
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be at least 1 frame, got {chunk_size}.")
-    return_dict = return_dict if return_dict is not None else model.config.return_dict
     features, frame_mask, _ = model.prepare_inputs(input_features, codes, bandwidth, attention_mask)
     batch_size, _, num_frames = features.shape
     lengths = [num_frames] * batch_size if frame_mask is None else frame_mask.sum(dim=(1, 2)).long().tolist()
@@ -243,7 +246,4 @@ def decode_chunked(model, input_features, codes, bandwidth, attention_mask, chun
             position += piece.shape[-1]
         piece = decoder.flush()
         audio[items, position : position + piece.shape[-1]] = piece
-    mask = sample_mask(model.config, audio, None if frame_mask is None else torch.tensor(lengths))
-    if not return_dict:
-        return audio, mask
-    return VocosOutput(audio=audio, attention_mask=mask)
+    return audio, sample_mask(model.config, audio, None if frame_mask is None else torch.tensor(lengths))

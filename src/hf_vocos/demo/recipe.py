@@ -141,7 +141,7 @@ def make_corpus(output: Path, train_utterances: int, seed: int = 0) -> dict:
 
 # --------------------------------------------------------------------------------------------------------------------
 
-DEMO_MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 5}  # 2.4 M parameters, 9.7 MB
+DEMO_MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_layers": 5}  # 2.4 M parameters, 9.7 MB
 
 
 def train(data: Path, output: Path, max_steps: int, resume: bool, **overrides) -> None:

@@ -55,8 +55,8 @@ def griffin_lim(log_mel: np.ndarray, extractor: VocosFeatureExtractor, iteration
     """Audio from a log-mel spectrogram (n_mels, frames) by Griffin-Lim: magnitudes from the mel by the filters'
     pseudo-inverse (clamped to non-negative), then `iterations` rounds of phase estimation. The classic baseline for a
     neural vocoder. Features with `center` padding only."""
-    if extractor.stft_padding != "center":
-        raise ValueError(f"griffin_lim: extractor.stft_padding {extractor.stft_padding!r} is not supported; expected 'center'")
+    if extractor.padding != "center":
+        raise ValueError(f"griffin_lim: extractor.padding {extractor.padding!r} is not supported; expected 'center'")
     if log_mel.ndim != 2 or log_mel.shape[0] != extractor.feature_size:
         raise ValueError(f"griffin_lim: log_mel must have shape ({extractor.feature_size}, frames), got {log_mel.shape}")
     filters = torch.from_numpy(extractor.mel_filters)  # (freq, mels)

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..configuration_vocos import VocosConfig
 from ..feature_extraction_vocos import VocosFeatureExtractor
-from ..modeling_vocos import VocosModel
+from ..modeling_vocos import VocosEncodecModel, VocosModel
 from ..processing_vocos import VocosProcessor
 from .config import TrainingConfig
 from .data import CropSampler, PairCorpus, load_corpus
@@ -51,7 +51,8 @@ class VocosTrainer:
             self.model = VocosModel.from_pretrained(config.model)
             self.extractor = VocosProcessor.from_pretrained(config.model).feature_extractor
         else:
-            self.model = VocosModel(VocosConfig(**config.model_config))
+            model_config = VocosConfig.from_dict(dict(config.model_config))  # (an EnCodec model's gives its class)
+            self.model = (VocosEncodecModel if model_config.is_codes_model else VocosModel)(model_config)
             self.extractor = VocosFeatureExtractor(**config.feature_extractor)
         model_config = self.model.config
         if model_config.is_codes_model:

@@ -1,0 +1,435 @@
+"""Reading every on-disk format of Vocos checkpoints into the current one (the Hub's latest, "generation E").
+
+One place knows the older formats (../shared/hub-formats.md has the facts):
+
+- the earlier generations A-D of the Vocos integration proposed to transformers, and hf_vocos before it adopted the
+  Hub's names: `config.json` + weights under other names. Their weights are renamed at load time by transformers'
+  own key-renaming machinery (`from_pretrained(key_mapping=KEY_MAPPING)`), their configs by
+  `configuration_vocos.legacy_config_fields`;
+- the original `vocos` package's folders (`config.yaml` + `pytorch_model.bin`, e.g. `charactr/vocos-mel-24khz`):
+  read here, weights renamed by the same mapping.
+
+And it checks that what loaded is whole: a checkpoint with missing, unexpected or wrong-shaped weights is refused with
+the weights named and the format it looked like (random weights make noise, so a warning is not enough).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers.core_model_loading import WeightRenaming, apply_renamings
+
+from .configuration_vocos import VocosConfig, VocosEncodecConfig
+
+__all__ = [
+    "ConversionError",
+    "DEFAULT_ENCODEC_REPO",
+    "KEY_MAPPING",
+    "check_loaded_weights",
+    "codebook_table_from_encodec",
+    "configs_from_original",
+    "find_original_checkpoint",
+    "guess_format",
+    "load_original_state_dict",
+    "read_original_config",
+    "rename_weights",
+]
+
+DEFAULT_ENCODEC_REPO = "facebook/encodec_24khz"
+ORIGINAL_CONFIG_NAME = "config.yaml"
+ORIGINAL_WEIGHTS_NAME = "pytorch_model.bin"
+
+
+class ConversionError(ValueError):
+    """A checkpoint that cannot be read; the message names the problem."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# weight names
+
+# Older weight names -> the current ones, as regular expressions for transformers' `key_mapping` (applied in turn).
+# The current names pass through unchanged, so one mapping serves every format.
+KEY_MAPPING = {
+    # original vocos and hf_vocos before the Hub format: backbone.convnext.N; generations A-C: backbone.layers.N
+    r"^backbone\.convnext\.(\d+)\.": r"layers.\1.",
+    r"^backbone\.layers\.(\d+)\.": r"layers.\1.",
+    r"^backbone\.(embed|norm|final_layer_norm)\.": r"\1.",
+    r"\.gamma$": ".layer_scale_parameter",
+    # the original's adaptive norm: two embedding tables, rows = bandwidths
+    r"norm\.scale\.weight$": "norm.weight",
+    r"norm\.shift\.weight$": "norm.bias",
+    r"^head\.out_proj\.": "decoder.out.",  # A, B
+    r"^head\.out\.": "decoder.out.",  # original, C, hf_vocos
+    r"^head\.istft\.window$": "decoder.window",  # original, A (01913f5), C
+    r"^head\.window$": "decoder.window",  # A (229464a), B
+    r"^codebook_embedding\.weight$": "codebook_weights",  # hf_vocos
+    r"^feature_extractor\.codebook_weights$": "codebook_weights",  # original
+}
+# Keys that hold nothing of the vocoder's: the original's torchaudio mel buffers (checked against our filterbank by
+# `check_mel_buffers`) and EnCodec weights (the original's, and A's whole EnCodec model): EnCodec belongs to the
+# processor's audio tokenizer.
+IGNORED_KEYS = (r"^feature_extractor\.mel_spec\.", r"^feature_extractor\.encodec\.", r"^encodec_model\.")
+# Derived from the config: rebuilt on load (an older format may have saved it at another length, or not at all), and
+# written on save.
+REBUILT_KEYS = ("decoder.window",)
+
+
+def rename_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict of any format under the current names (with transformers' renaming, as `from_pretrained` applies
+    `KEY_MAPPING`), ignored keys left out."""
+    renamings = [WeightRenaming(source, target) for source, target in KEY_MAPPING.items()]
+    ignored = re.compile("|".join(IGNORED_KEYS))
+    return {apply_renamings(key, renamings): value for key, value in state_dict.items() if not ignored.search(key)}
+
+
+def guess_format(keys, config: dict[str, Any] | None = None) -> str:
+    """A short description of the format a checkpoint's weight names (and config fields) look like."""
+    keys = set(keys)
+    config = config or {}
+    if any(key.startswith("encodec_model.") for key in keys):
+        return "generation A of the proposed transformers integration (with a whole EnCodec model)"
+    if any(key.startswith("head.out_proj.") for key in keys):
+        return "generation A/B of the proposed transformers integration (backbone.*, head.out_proj)"
+    if any(key.startswith("codebook_embedding.") for key in keys) or "input_kernel_size" in config:
+        return "hf_vocos before it adopted the Hub's names (backbone.convnext.*, head.out)"
+    if any(key.startswith("feature_extractor.") for key in keys):
+        return "the original vocos package's format (backbone.convnext.*, head.istft.window)"
+    if any(key.startswith("backbone.") for key in keys):
+        return "generation C of the proposed transformers integration (backbone.*, head.out)"
+    if "codebook_weights" in keys or config.get("model_type") == "vocos_encodec":
+        return "generation E, the Hub's current format (embed, layers.N, decoder.out, codebook_weights)"
+    if any(key.startswith(("layers.", "embed.", "decoder.")) for key in keys):
+        return "generation D/E, the Hub's format (embed, layers.N, decoder.out)"
+    return "no known Vocos format"
+
+
+def check_loaded_weights(model, loading_info: dict, source: str, checkpoint_keys, config: dict | None = None) -> None:
+    """Refuse a load that left weights random or dropped some: a `ConversionError` (a ValueError) naming the
+    missing, unexpected and wrong-shaped weights and the format the checkpoint looked like. The rebuilt window may be
+    missing."""
+    ignored = re.compile("|".join(IGNORED_KEYS))
+    missing = sorted(key for key in loading_info.get("missing_keys", ()) if key not in REBUILT_KEYS)
+    unexpected = sorted(key for key in loading_info.get("unexpected_keys", ()) if not ignored.search(key))
+    mismatched = sorted(
+        f"{key} {tuple(found)} (expected {tuple(expected)})"
+        for key, found, expected in (_mismatch(entry) for entry in loading_info.get("mismatched_keys", ()))
+        if key not in REBUILT_KEYS
+    )
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if names:
+            parts.append(f"{label}: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''} ({len(names)})")
+    raise ConversionError(
+        f"{source}: the weights do not fit a {type(model).__name__} with this config ({'; '.join(parts)}). The "
+        f"checkpoint looks like {guess_format(checkpoint_keys, config)}. Refusing to load: the weights left out "
+        "would be random and the audio noise."
+    )
+
+
+def _mismatch(entry) -> tuple[str, tuple, tuple]:
+    if isinstance(entry, (tuple, list)) and len(entry) == 3:
+        return entry[0], tuple(entry[1]), tuple(entry[2])
+    return str(entry), (), ()
+
+
+def codebook_table_from_encodec(config: VocosEncodecConfig, name_or_path: str, **hub_kwargs) -> torch.Tensor:
+    """The codebook table a format without one relies on: the first `config.num_codebooks` codebooks of the EnCodec
+    model `name_or_path` (transformers' EncodecModel), stacked, as the original's `codebook_weights` are."""
+    from transformers import EncodecModel
+
+    try:
+        encodec = EncodecModel.from_pretrained(name_or_path, **hub_kwargs)
+    except OSError as error:
+        raise ValueError(
+            f"this EnCodec Vocos checkpoint has no codebook table (an older format), so it is taken from the EnCodec "
+            f"model {name_or_path!r}, which could not be loaded ({_first_line(error)}). Download it once with "
+            f"`huggingface-cli download {name_or_path}` (or go online), then load again."
+        ) from None
+    layers = encodec.quantizer.layers[: config.num_codebooks]
+    if len(layers) < config.num_codebooks:
+        raise ValueError(f"{name_or_path} has {len(layers)} codebooks; this model needs {config.num_codebooks}.")
+    return torch.cat([layer.codebook.embed for layer in layers]).detach()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the original vocos format: config.yaml + pytorch_model.bin
+
+_MEL = "vocos.feature_extractors.MelSpectrogramFeatures"
+_ENCODEC = "vocos.feature_extractors.EncodecFeatures"
+_BACKBONE = "vocos.models.VocosBackbone"
+_HEAD = "vocos.heads.ISTFTHead"
+
+_REQUIRED = object()
+
+# The init arguments each supported class accepts, with the defaults of `vocos` 0.1.0. The mel feature extractor's
+# f_min/f_max/norm/mel_scale exist in later upstream revisions only; absent, they mean what 0.1.0 (torchaudio's
+# MelSpectrogram defaults) computes.
+_SIGNATURES: dict[str, dict[str, Any]] = {
+    _MEL: {
+        "sample_rate": 24000,
+        "n_fft": 1024,
+        "hop_length": 256,
+        "n_mels": 100,
+        "padding": "center",
+        "f_min": 0.0,
+        "f_max": None,
+        "norm": None,
+        "mel_scale": "htk",
+    },
+    _ENCODEC: {"encodec_model": "encodec_24khz", "bandwidths": [1.5, 3.0, 6.0, 12.0], "train_codebooks": False},
+    _BACKBONE: {
+        "input_channels": _REQUIRED,
+        "dim": _REQUIRED,
+        "intermediate_dim": _REQUIRED,
+        "num_layers": _REQUIRED,
+        "layer_scale_init_value": None,
+        "adanorm_num_embeddings": None,
+    },
+    _HEAD: {"dim": _REQUIRED, "n_fft": _REQUIRED, "hop_length": _REQUIRED, "padding": "same"},
+}
+_SECTIONS = {"feature_extractor": (_MEL, _ENCODEC), "backbone": (_BACKBONE,), "head": (_HEAD,)}
+_NOT_IMPLEMENTED = {
+    "vocos.models.VocosResNetBackbone": "the ResNet backbone (weight-normed HiFi-GAN residual blocks)",
+    "vocos.heads.IMDCTSymExpHead": "the IMDCT (MDCT coefficient) heads",
+    "vocos.heads.IMDCTCosHead": "the IMDCT (MDCT coefficient) heads",
+}
+# EnCodec 24 kHz: 75 frames/s, i.e. a hop of 320 samples, and 128-dimensional codebooks.
+_ENCODEC_24KHZ = {"sampling_rate": 24000, "hop_length": 320, "codebook_dim": 128, "codebook_size": 1024}
+
+
+def read_original_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read an original `config.yaml` into `{"feature_extractor"|"backbone"|"head": {"class_path", "init_args"}}`
+    with every init argument filled in (defaults of `vocos` 0.1.0). Accepts the released layout (three top-level
+    sections) and a training config (the same sections under `model.init_args`). Raises `ConversionError` for an
+    unknown or unsupported class or argument."""
+    import yaml
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConversionError(f"{path}: no such file (an original Vocos checkpoint has a {ORIGINAL_CONFIG_NAME})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConversionError(f"{path}: not valid YAML ({_first_line(error)})") from None
+    if isinstance(document, dict) and "feature_extractor" not in document and isinstance(document.get("model"), dict):
+        document = document["model"].get("init_args", {})
+    if not isinstance(document, dict) or any(not isinstance(document.get(section), dict) for section in _SECTIONS):
+        raise ConversionError(
+            f"{path}: expected the sections feature_extractor, backbone and head (each with class_path and init_args)"
+        )
+    sections = {}
+    for section, supported in _SECTIONS.items():
+        class_path = document[section].get("class_path")
+        init_args = document[section].get("init_args") or {}
+        if class_path in _NOT_IMPLEMENTED:
+            raise ConversionError(
+                f"{path}: {section} class {class_path} is not supported: hf_vocos implements the ConvNeXt backbone "
+                f"with the ISTFT head, not {_NOT_IMPLEMENTED[class_path]}"
+            )
+        if class_path not in supported:
+            raise ConversionError(f"{path}: unknown {section} class {class_path!r}; supported: {', '.join(supported)}")
+        if not isinstance(init_args, dict):
+            raise ConversionError(f"{path}: {section}.init_args must be a mapping, got {init_args!r}")
+        signature = _SIGNATURES[class_path]
+        unknown = sorted(set(init_args) - set(signature))
+        if unknown:
+            raise ConversionError(f"{path}: {class_path} has init arguments this conversion does not know: {unknown}")
+        arguments = {**signature, **init_args}
+        missing = sorted(name for name, value in arguments.items() if value is _REQUIRED)
+        if missing:
+            raise ConversionError(f"{path}: {class_path} is missing required init arguments {missing}")
+        sections[section] = {"class_path": class_path, "init_args": arguments}
+    return sections
+
+
+def configs_from_original(original: dict[str, dict[str, Any]]):
+    """The model config ([`VocosConfig`] or [`VocosEncodecConfig`]) and [`VocosFeatureExtractor`] equivalent to a
+    parsed original config (`read_original_config`)."""
+    from .feature_extraction_vocos import VocosFeatureExtractor
+
+    features = original["feature_extractor"]["init_args"]
+    backbone = original["backbone"]["init_args"]
+    head = original["head"]["init_args"]
+    is_encodec = original["feature_extractor"]["class_path"] == _ENCODEC
+    if head["dim"] != backbone["dim"]:
+        raise ConversionError(f"config.yaml: head.dim ({head['dim']}) differs from backbone.dim ({backbone['dim']})")
+    common = {
+        "hidden_size": backbone["dim"],
+        "intermediate_size": backbone["intermediate_dim"],
+        "num_layers": backbone["num_layers"],
+        # The original uses `layer_scale_init_value or 1 / num_layers`: 0 and None both mean the default.
+        "layer_scale_init_value": backbone["layer_scale_init_value"] or None,
+        "n_fft": head["n_fft"],
+        "hop_length": head["hop_length"],
+        "istft_padding": head["padding"],
+    }
+    if is_encodec:
+        if features["encodec_model"] != "encodec_24khz":
+            raise ConversionError(
+                f"config.yaml: encodec_model {features['encodec_model']!r} is not supported; hf_vocos supports "
+                "encodec_24khz (the 48 kHz EnCodec is stereo and encodes in normalised chunks)"
+            )
+        if head["hop_length"] != _ENCODEC_24KHZ["hop_length"]:
+            raise ConversionError(
+                f"config.yaml: head.hop_length is {head['hop_length']}, but EnCodec 24 kHz codes come at 75 frames/s "
+                f"(hop {_ENCODEC_24KHZ['hop_length']})"
+            )
+        bandwidths = list(features["bandwidths"])
+        rows = backbone["adanorm_num_embeddings"]
+        if rows is not None and rows != len(bandwidths):
+            raise ConversionError(
+                f"config.yaml: backbone.adanorm_num_embeddings ({rows}) differs from the number of bandwidths "
+                f"({len(bandwidths)}); the adaptive norm has one row per bandwidth"
+            )
+        if backbone["input_channels"] != _ENCODEC_24KHZ["codebook_dim"]:
+            raise ConversionError(
+                f"config.yaml: backbone.input_channels is {backbone['input_channels']}, but EnCodec 24 kHz codebook "
+                f"entries have {_ENCODEC_24KHZ['codebook_dim']} dimensions"
+            )
+        sampling_rate = _ENCODEC_24KHZ["sampling_rate"]
+        try:
+            config = VocosEncodecConfig(
+                codebook_dim=backbone["input_channels"],
+                bandwidths=bandwidths,
+                use_adaptive_norm=rows is not None,
+                sample_rate=sampling_rate,
+                **common,
+            )
+            extractor = VocosFeatureExtractor(sampling_rate=sampling_rate)
+        except ValueError as error:
+            raise ConversionError(f"config.yaml: {error}") from None
+        return config, extractor
+    if backbone["adanorm_num_embeddings"] is not None:
+        raise ConversionError(
+            "config.yaml: a mel model with backbone.adanorm_num_embeddings (bandwidth-conditioned norms) is not supported"
+        )
+    if backbone["input_channels"] != features["n_mels"]:
+        raise ConversionError(
+            f"config.yaml: backbone.input_channels ({backbone['input_channels']}) differs from "
+            f"feature_extractor.n_mels ({features['n_mels']})"
+        )
+    if head["hop_length"] != features["hop_length"]:
+        raise ConversionError(
+            f"config.yaml: head.hop_length ({head['hop_length']}) differs from feature_extractor.hop_length "
+            f"({features['hop_length']}); one feature frame must make one hop of audio"
+        )
+    try:
+        config = VocosConfig(n_mels=features["n_mels"], sample_rate=features["sample_rate"], **common)
+        extractor = VocosFeatureExtractor(
+            feature_size=features["n_mels"],
+            sampling_rate=features["sample_rate"],
+            n_fft=features["n_fft"],
+            hop_length=features["hop_length"],
+            f_min=float(features["f_min"]),
+            f_max=None if features["f_max"] is None else float(features["f_max"]),
+            mel_scale=features["mel_scale"],
+            mel_norm=features["norm"],
+            padding=features["padding"],
+        )
+    except ValueError as error:
+        raise ConversionError(f"config.yaml: {error}") from None
+    return config, extractor
+
+
+def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load an original `pytorch_model.bin` with `torch.load(weights_only=True)`: tensors only, never code. A PyTorch
+    Lightning training checkpoint is accepted too (its `state_dict`, minus the discriminators and losses)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such file")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(error), re.IGNORECASE)
+        if found:
+            raise ConversionError(
+                f"{path}: refusing to unpickle it: it holds a Python object ({found.group(1)}), not just tensors; a "
+                "plain state dict never does. Re-save it with torch.save(model.state_dict(), ...) from code you trust"
+            ) from None
+        raise ConversionError(f"{path}: not a PyTorch checkpoint, or corrupt (unpickling failed)") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ConversionError(f"{path}: cannot be read, truncated or corrupt ({_first_line(error)})") from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        # A Lightning checkpoint of the original's training run: keep the generator.
+        loaded = {
+            key: value for key, value in loaded["state_dict"].items() if key.startswith(("feature_extractor.", "backbone.", "head."))
+        }
+    if not isinstance(loaded, dict) or not loaded:
+        raise ConversionError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(loaded).__name__}")
+    not_tensors = sorted(key for key, value in loaded.items() if not isinstance(value, torch.Tensor))
+    if not_tensors:
+        raise ConversionError(f"{path}: entries that are not tensors: {not_tensors[:5]}")
+    return loaded
+
+
+def check_mel_buffers(state_dict: dict[str, torch.Tensor], extractor, source: str) -> None:
+    """The original mel checkpoints carry torchaudio's filterbank and window: ours must be the same, or our features
+    would not be what the model was trained on."""
+    filterbank = state_dict.get("feature_extractor.mel_spec.mel_scale.fb")
+    if filterbank is not None:
+        ours = torch.from_numpy(extractor.mel_filters)
+        if tuple(filterbank.shape) != tuple(ours.shape):
+            raise ConversionError(
+                f"{source}: the checkpoint's mel filterbank has shape {tuple(filterbank.shape)}, config.yaml implies "
+                f"{tuple(ours.shape)}"
+            )
+        difference = float((filterbank.float() - ours).abs().max())
+        if difference > 1e-5:
+            raise ConversionError(
+                f"{source}: the checkpoint's mel filterbank differs from the one config.yaml describes (max abs "
+                f"difference {difference:.3g}); its training code may have used other mel defaults: state f_min, "
+                "f_max, norm and mel_scale in config.yaml"
+            )
+    window = state_dict.get("feature_extractor.mel_spec.spectrogram.window")
+    if window is not None:
+        ours = torch.from_numpy(extractor.window)
+        if tuple(window.shape) != tuple(ours.shape) or float((window.float() - ours).abs().max()) > 1e-6:
+            raise ConversionError(f"{source}: the checkpoint's STFT window is not the periodic Hann window of n_fft")
+
+
+def find_original_checkpoint(name_or_path: str | os.PathLike, **hub_kwargs) -> tuple[Path, Path] | None:
+    """Paths of `config.yaml` and `pytorch_model.bin` if `name_or_path` (a folder or a Hub repository id) is an
+    original-format Vocos checkpoint, i.e. has those and no `config.json`; else `None`.
+
+    `hub_kwargs` (`cache_dir`, `revision`, `token`, `local_files_only`, `force_download`, `subfolder`) go to the Hub
+    download, which honours the cache and offline mode.
+    """
+    name_or_path = str(name_or_path)
+    subfolder = hub_kwargs.get("subfolder") or ""
+    if os.path.isdir(name_or_path):
+        folder = Path(name_or_path, subfolder)
+        files = folder / ORIGINAL_CONFIG_NAME, folder / ORIGINAL_WEIGHTS_NAME
+        if (folder / "config.json").exists() or not all(path.is_file() for path in files):
+            return None
+        return files
+    if os.path.exists(name_or_path):
+        return None
+    from transformers.utils import cached_file
+
+    kwargs = {key: hub_kwargs[key] for key in HUB_KWARGS if hub_kwargs.get(key) is not None}
+    try:
+        if cached_file(name_or_path, "config.json", _raise_exceptions_for_missing_entries=False, **kwargs) is not None:
+            return None
+        config = cached_file(name_or_path, ORIGINAL_CONFIG_NAME, _raise_exceptions_for_missing_entries=False, **kwargs)
+        if config is None:
+            return None
+        weights = cached_file(name_or_path, ORIGINAL_WEIGHTS_NAME, **kwargs)
+    except OSError:
+        return None
+    return Path(config), Path(weights)
+
+
+# from_pretrained arguments that locate files, passed on when looking for other files of the same checkpoint.
+HUB_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "subfolder")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
