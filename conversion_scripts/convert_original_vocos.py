@@ -6,8 +6,9 @@
         --encodec-checkpoint encodec_24khz-d7cc33bc.th --verify --push-to-hub me/vocos-encodec-24khz
 
 `--input` is a local folder or a Hub repository id (downloaded through the Hub cache, so offline runs work from a
-filled cache). The output folder gets `config.json`, `model.safetensors`, `processor_config.json` (plus
-`audio_tokenizer/` for EnCodec checkpoints converted with `--encodec-checkpoint`) and a model card `README.md`; it is
+filled cache). The output folder gets `config.json`, `model.safetensors` (the Hub's format), the processor's files
+(`preprocessor_config.json` for mel models, `processor_config.json` for EnCodec ones, plus `audio_tokenizer/` when
+converted with `--encodec-checkpoint`) and a model card `README.md`; it is
 written to a temporary folder beside it and moved into place only when everything succeeded. Any problem stops the
 script with one line on stderr and exit code 1. See docs/conversion.md.
 """
