@@ -2,7 +2,8 @@
 """Convert an original Vocos checkpoint (the `vocos` package's `config.yaml` + `pytorch_model.bin`) to hf_vocos.
 
     python conversion_scripts/convert_original_vocos.py --input charactr/vocos-mel-24khz --output vocos-mel-24khz
-    python conversion_scripts/convert_original_vocos.py --input charactr/vocos-encodec-24khz --output vocos-encodec-24khz \\
+    python conversion_scripts/convert_original_vocos.py --input charactr/vocos-encodec-24khz \\
+        --output vocos-encodec-24khz \\
         --encodec-checkpoint encodec_24khz-d7cc33bc.th --verify --push-to-hub me/vocos-encodec-24khz
 
 `--input` is a local folder or a Hub repository id (downloaded through the Hub cache, so offline runs work from a
@@ -119,7 +120,9 @@ def convert(args: argparse.Namespace) -> Path:
         with with_remote_code() if args.with_code else contextlib.nullcontext():
             model.save_pretrained(staging)
             processor.save_pretrained(staging)
-        card = model_card(model.config, processor.feature_extractor, args.input, license, args.push_to_hub, args.with_code)
+        card = model_card(
+            model.config, processor.feature_extractor, args.input, license, args.push_to_hub, args.with_code
+        )
         (staging / "README.md").write_text(card, encoding="utf-8")
         if args.verify:
             try:
@@ -153,7 +156,10 @@ def push(model, processor, folder: Path, repo_id: str) -> None:
     model.push_to_hub(repo_id, commit_message="Upload Vocos model (converted from the original checkpoint)")
     processor.push_to_hub(repo_id, commit_message="Upload Vocos processor")
     HfApi().upload_file(
-        path_or_fileobj=str(folder / "README.md"), path_in_repo="README.md", repo_id=repo_id, commit_message="Model card"
+        path_or_fileobj=str(folder / "README.md"),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        commit_message="Model card",
     )
     print(f"pushed to https://huggingface.co/{repo_id}")
 
