@@ -23,6 +23,7 @@ $(VENV)/.installed: $(BIN)/python setup.py
 install: $(VENV)/.installed
 
 lint: install
+	$(BIN)/ruff format --check src tests benchmarks conversion_scripts
 	$(BIN)/ruff check src tests benchmarks conversion_scripts
 
 test: install lint

@@ -37,11 +37,14 @@ from hf_vocos.capabilities import native_bfloat16_available  # noqa: E402
 
 BANDWIDTH = 6.0
 SECTIONS = {
-    "speed": "| model | audio x batch | device | original fp32 | ours | ratio | RTF | max abs diff / SNR vs original | implementation |",
+    "speed": "| model | audio x batch | device | original fp32 | ours | ratio | RTF | max abs diff / SNR vs original "
+    "| implementation |",
     "paths": "| model | audio | original | eager | cpu_tiled | accelerator | best |",
-    "streaming": "| model | chunk | original, windowed decode | ours, per push | ratio | compute RTF | latency (context + chunk) |",
+    "streaming": "| model | chunk | original, windowed decode | ours, per push | ratio | compute RTF | latency "
+    "(context + chunk) |",
     "memory": "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth |",
-    "onnx": "| model | audio | original (torch) | ours (torch) | ours (onnxruntime) | ratio (onnxruntime) | max abs diff |",
+    "onnx": "| model | audio | original (torch) | ours (torch) | ours (onnxruntime) | ratio (onnxruntime) | max abs "
+    "diff |",
 }
 
 
@@ -50,11 +53,14 @@ def machine(device: str) -> str:
     flags = ""
     try:
         info = Path("/proc/cpuinfo").read_text()
-        name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), name)
+        name = next(
+            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), name
+        )
         flags = ", ".join(flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {flag}" in info)
     except OSError:
         pass
-    line = f"{name}, {os.cpu_count()} cores ({flags or 'no x86 flags'}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+    cores = f"{os.cpu_count()} cores ({flags or 'no x86 flags'})"
+    line = f"{name}, {cores}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if torch.device(device).type == "cuda":
         line += f"; {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
     return line
@@ -105,7 +111,10 @@ def make_inputs(ours, seconds: float, batch_size: int, device="cpu", seed: int =
     generator = torch.Generator().manual_seed(seed)
     if ours.config.is_codes_model:
         quantizers = ours.config.num_quantizers_for_bandwidth(BANDWIDTH)
-        return {"codes": torch.randint(0, 1024, (quantizers, batch_size, frames), generator=generator).to(device), "bandwidth": BANDWIDTH}
+        return {
+            "codes": torch.randint(0, 1024, (quantizers, batch_size, frames), generator=generator).to(device),
+            "bandwidth": BANDWIDTH,
+        }
     return {"input_features": (torch.randn(batch_size, 100, frames, generator=generator) - 4.0).to(device)}
 
 
@@ -144,10 +153,19 @@ def speed_section(args, pairs, lines) -> None:
                     with torch.inference_mode():
                         audio = model(**inputs).audio
                         implementation = model.implementation_for(next(iter(inputs.values())).float()).name
-                    quality = f"{float((audio - reference_audio).abs().max()):.1e}" if dtype == "float32" else f"{snr_db(reference_audio, audio):.1f} dB"
-                    native = "" if dtype != "bfloat16" or args.device != "cpu" else (" (native)" if native_bfloat16_available() else " (emulated)")
+                    quality = (
+                        f"{float((audio - reference_audio).abs().max()):.1e}"
+                        if dtype == "float32"
+                        else f"{snr_db(reference_audio, audio):.1f} dB"
+                    )
+                    native = (
+                        ""
+                        if dtype != "bfloat16" or args.device != "cpu"
+                        else (" (native)" if native_bfloat16_available() else " (emulated)")
+                    )
                     lines.append(
-                        f"| {variant} | {seconds:g} s x {batch_size} | {args.device} {dtype}{native} | {times['original'] * 1000:.1f} ms | "
+                        f"| {variant} | {seconds:g} s x {batch_size} | {args.device} {dtype}{native} | "
+                        f"{times['original'] * 1000:.1f} ms | "
                         f"{times[dtype] * 1000:.1f} ms | {times['original'] / times[dtype]:.2f}x | "
                         f"{times[dtype] / (seconds * batch_size):.4f} | {quality} | {implementation} |"
                     )
@@ -169,7 +187,9 @@ def paths_section(args, pairs, lines) -> None:
                 calls[name] = lambda model=model: model(**inputs)
             with torch.inference_mode():
                 times = interleaved(calls, args.repeats)
-            cells = " | ".join(f"{times[name] * 1000:.0f} ms ({times['original'] / times[name]:.2f}x)" for name in names)
+            cells = " | ".join(
+                f"{times[name] * 1000:.0f} ms ({times['original'] / times[name]:.2f}x)" for name in names
+            )
             best = min(names, key=times.get)
             lines.append(f"| {variant} | {seconds:g} s | {times['original'] * 1000:.0f} ms | {cells} | {best} |")
             print(lines[-1], flush=True)
@@ -185,15 +205,22 @@ def streaming_section(args, pairs, lines) -> None:
         for chunk in args.chunks:
             decoder = VocosStreamingDecoder(ours, bandwidth=BANDWIDTH if ours.config.is_codes_model else None)
             rate = ours.config.frame_rate
-            pushed, window, warm_up = (make_inputs(ours, frames / rate, 1, seed=frames) for frames in (chunk, chunk + 2 * radius, 64))
+            pushed, window, warm_up = (
+                make_inputs(ours, frames / rate, 1, seed=frames) for frames in (chunk, chunk + 2 * radius, 64)
+            )
             first = lambda inputs: next(value for key, value in inputs.items() if key != "bandwidth")  # noqa: E731
             with torch.inference_mode():
                 decoder.push(first(warm_up))
-                times = interleaved({"original": original_call(original, ours, window), "ours": lambda: decoder.push(first(pushed))}, max(5, args.repeats))
+                times = interleaved(
+                    {"original": original_call(original, ours, window), "ours": lambda: decoder.push(first(pushed))},
+                    max(5, args.repeats),
+                )
             seconds = chunk / rate
             lines.append(
-                f"| {variant} | {chunk} frames ({seconds * 1000:.0f} ms of audio) | {times['original'] * 1000:.1f} ms | "
-                f"{times['ours'] * 1000:.1f} ms | {times['original'] / times['ours']:.2f}x | {times['ours'] / seconds:.3f} | "
+                f"| {variant} | {chunk} frames ({seconds * 1000:.0f} ms of audio) | {times['original'] * 1000:.1f} ms "
+                "| "
+                f"{times['ours'] * 1000:.1f} ms | {times['original'] / times['ours']:.2f}x | "
+                f"{times['ours'] / seconds:.3f} | "
                 f"{(decoder.latency_frames + chunk) / rate * 1000:.0f} ms |"
             )
             print(lines[-1], flush=True)
@@ -206,7 +233,8 @@ def memory_section(args, pairs, lines) -> None:
         peaks = [run_probe(["--memory-probe", mode, "--minutes", str(minutes)]) for minutes in (1, args.memory_minutes)]
         extra = [peak["peak_mb"] - peak["baseline_mb"] for peak in peaks]
         lines.append(
-            f"| {mode} | {peaks[0]['peak_mb']:.0f} MB (+{extra[0]:.0f}) | {peaks[1]['peak_mb']:.0f} MB (+{extra[1]:.0f}) | "
+            f"| {mode} | {peaks[0]['peak_mb']:.0f} MB (+{extra[0]:.0f}) | {peaks[1]['peak_mb']:.0f} MB "
+            f"(+{extra[1]:.0f}) | "
             f"{peaks[1]['peak_mb'] / peaks[0]['peak_mb']:.2f}x |"
         )
         print(lines[-1], flush=True)
@@ -253,7 +281,9 @@ def onnx_section(args, pairs, lines) -> None:
     try:
         from hf_vocos.onnx_export import VocosOnnxModel, export_onnx
     except ImportError:
-        lines.append("| (onnx, onnxruntime and onnxscript are not installed: pip install 'hf_vocos[onnx]') | | | | | | |")
+        lines.append(
+            "| (onnx, onnxruntime and onnxscript are not installed: pip install 'hf_vocos[onnx]') | | | | | | |"
+        )
         return
     for variant, (original, ours) in pairs.items():
         with tempfile.TemporaryDirectory() as folder:
@@ -261,28 +291,51 @@ def onnx_section(args, pairs, lines) -> None:
             runner = VocosOnnxModel.from_pretrained(folder)
             for seconds in args.durations:
                 inputs = make_inputs(ours, seconds, 1)
-                calls = {"original": original_call(original, ours, inputs), "torch": lambda: ours(**inputs), "onnx": lambda: runner(**inputs)}
+                calls = {
+                    "original": original_call(original, ours, inputs),
+                    "torch": lambda: ours(**inputs),
+                    "onnx": lambda: runner(**inputs),
+                }
                 with torch.inference_mode():
                     times = interleaved(calls, args.repeats)
                     difference = float((runner(**inputs).audio - ours(**inputs).audio).abs().max())
                 lines.append(
-                    f"| {variant} | {seconds:g} s | {times['original'] * 1000:.0f} ms | {times['torch'] * 1000:.0f} ms | "
+                    f"| {variant} | {seconds:g} s | {times['original'] * 1000:.0f} ms | {times['torch'] * 1000:.0f} "
+                    "ms | "
                     f"{times['onnx'] * 1000:.0f} ms | {times['original'] / times['onnx']:.2f}x | {difference:.1e} |"
                 )
                 print(lines[-1], flush=True)
 
 
-RUNNERS = {"speed": speed_section, "paths": paths_section, "streaming": streaming_section, "memory": memory_section, "onnx": onnx_section}
+RUNNERS = {
+    "speed": speed_section,
+    "paths": paths_section,
+    "streaming": streaming_section,
+    "memory": memory_section,
+    "onnx": onnx_section,
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--models", nargs="+", choices=["mel", "encodec"], default=["mel", "encodec"])
-    parser.add_argument("--durations", nargs="+", type=float, default=[1.0, 10.0, 60.0], help="seconds of audio per item")
+    parser.add_argument(
+        "--durations", nargs="+", type=float, default=[1.0, 10.0, 60.0], help="seconds of audio per item"
+    )
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1], help="items per call (speed)")
-    parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16", "float16"], default=["float32", "bfloat16"], help="our dtypes (speed)")
-    parser.add_argument("--device", default="cpu", help="device of the speed section, e.g. cuda (the others run on the CPU)")
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=["float32", "bfloat16", "float16"],
+        default=["float32", "bfloat16"],
+        help="our dtypes (speed)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="device of the speed section, e.g. cuda (the others run on the CPU)"
+    )
     parser.add_argument("--chunks", nargs="+", type=int, default=[1, 16, 256], help="frames per push (streaming)")
     parser.add_argument("--memory-minutes", type=float, default=10.0, help="the long decode of the memory section")
     parser.add_argument("--repeats", type=int, default=5)

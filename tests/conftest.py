@@ -69,7 +69,9 @@ def speech_like(num_samples: int, sampling_rate: int = 24000, seed: int = 0) -> 
         voiced += scipy.signal.lfilter([1 - radius], [1, -2 * radius * np.cos(theta), radius**2], source)
     envelope = np.clip(np.sin(2 * np.pi * 3.7 * t + 0.5 * seed), 0, None) ** 0.7
     fricative_gate = (np.sin(2 * np.pi * 1.1 * t + seed) > 0.85).astype(float)
-    fricative = scipy.signal.lfilter(*scipy.signal.butter(4, 3500 / (sampling_rate / 2), "high"), rng.standard_normal(num_samples))
+    fricative = scipy.signal.lfilter(
+        *scipy.signal.butter(4, 3500 / (sampling_rate / 2), "high"), rng.standard_normal(num_samples)
+    )
     signal = voiced * envelope + 0.3 * fricative * fricative_gate + 1e-4 * rng.standard_normal(num_samples)
     return (0.5 * signal / np.abs(signal).max()).astype(np.float32)
 
@@ -143,4 +145,6 @@ def require_packed_linear(dtype: torch.dtype) -> None:
     from hf_vocos.capabilities import onednn_packed_linear_available
 
     if not onednn_packed_linear_available(dtype):
-        pytest.skip(f"oneDNN cannot pack {dtype} linear weights on this CPU ({torch.backends.cpu.get_cpu_capability()})")
+        pytest.skip(
+            f"oneDNN cannot pack {dtype} linear weights on this CPU ({torch.backends.cpu.get_cpu_capability()})"
+        )

@@ -30,9 +30,17 @@ def rename_original_key(key: str, generation: str) -> str | None:
     if key.startswith(("feature_extractor.mel_spec.", "feature_extractor.encodec.")):
         return None
     if key == "feature_extractor.codebook_weights":
-        return {"A": "codebook_weights", "E": "codebook_weights", "hf_vocos": "codebook_embedding.weight"}.get(generation)
+        return {"A": "codebook_weights", "E": "codebook_weights", "hf_vocos": "codebook_embedding.weight"}.get(
+            generation
+        )
     if key == "head.istft.window":
-        return {"A": "head.istft.window", "B": "head.window", "C": "head.istft.window", "D": "decoder.window", "E": "decoder.window"}.get(generation)
+        return {
+            "A": "head.istft.window",
+            "B": "head.window",
+            "C": "head.istft.window",
+            "D": "decoder.window",
+            "E": "decoder.window",
+        }.get(generation)
     if generation == "hf_vocos":
         return key  # backbone.convnext.N (gamma, norm.scale/shift), head.out: the original's names
     key = re.sub(r"\.gamma$", ".layer_scale_parameter", key)
@@ -67,7 +75,9 @@ def config_fields(generation: str, encodec: bool, sizes: dict) -> dict:
         if generation == "A":
             fields["num_bandwidths"] = len(BANDWIDTHS)
             if encodec:
-                fields.update(encodec_config={"model_type": "encodec", "target_bandwidths": BANDWIDTHS}, train_codebooks=False)
+                fields.update(
+                    encodec_config={"model_type": "encodec", "target_bandwidths": BANDWIDTHS}, train_codebooks=False
+                )
         else:
             fields.update(bandwidths=BANDWIDTHS, sampling_rate=24000)
         return fields
@@ -134,7 +144,14 @@ def config_fields(generation: str, encodec: bool, sizes: dict) -> dict:
     }
 
 
-def write_format(folder: Path, generation: str, original_state_dict: dict, encodec: bool, sizes: dict, encodec_reference: str | None = None) -> Path:
+def write_format(
+    folder: Path,
+    generation: str,
+    original_state_dict: dict,
+    encodec: bool,
+    sizes: dict,
+    encodec_reference: str | None = None,
+) -> Path:
     """Write an original model's weights as a `generation` checkpoint: config.json + model.safetensors, and for
     EnCodec models the processor file that names the EnCodec model (legacy audio_tokenizer_config.json for B-D)."""
     folder = Path(folder)
@@ -173,17 +190,19 @@ def expected_generation_e_weights(config: dict) -> dict[str, tuple]:
     }
     for index in range(config["num_layers"]):
         prefix = f"layers.{index}."
-        shapes.update({
-            prefix + "dwconv.weight": (hidden, 1, config["kernel_size"]),
-            prefix + "dwconv.bias": (hidden,),
-            prefix + "norm.weight": norm,
-            prefix + "norm.bias": norm,
-            prefix + "pwconv1.weight": (inner, hidden),
-            prefix + "pwconv1.bias": (inner,),
-            prefix + "pwconv2.weight": (hidden, inner),
-            prefix + "pwconv2.bias": (hidden,),
-            prefix + "layer_scale_parameter": (hidden,),
-        })
+        shapes.update(
+            {
+                prefix + "dwconv.weight": (hidden, 1, config["kernel_size"]),
+                prefix + "dwconv.bias": (hidden,),
+                prefix + "norm.weight": norm,
+                prefix + "norm.bias": norm,
+                prefix + "pwconv1.weight": (inner, hidden),
+                prefix + "pwconv1.bias": (inner,),
+                prefix + "pwconv2.weight": (hidden, inner),
+                prefix + "pwconv2.bias": (hidden,),
+                prefix + "layer_scale_parameter": (hidden,),
+            }
+        )
     if encodec:
         shapes["codebook_weights"] = (config["num_quantizers"], config["codebook_dim"])
     return shapes
@@ -210,18 +229,32 @@ def decode_generation_e(folder: Path, input_features: torch.Tensor, bandwidth: f
             weight, bias = weight[row], bias[row]
         return nn.functional.layer_norm(hidden, (hidden.shape[-1],), weight, bias, eps)
 
-    hidden = nn.functional.conv1d(input_features.float(), weights["embed.weight"], weights["embed.bias"], padding=padding)
+    hidden = nn.functional.conv1d(
+        input_features.float(), weights["embed.weight"], weights["embed.bias"], padding=padding
+    )
     hidden = norm(hidden.transpose(1, 2), "norm").transpose(1, 2)
     for index in range(config["num_layers"]):
         prefix = f"layers.{index}."
         residual = hidden
-        hidden = nn.functional.conv1d(hidden, weights[prefix + "dwconv.weight"], weights[prefix + "dwconv.bias"], padding=padding, groups=hidden.shape[1])
+        hidden = nn.functional.conv1d(
+            hidden,
+            weights[prefix + "dwconv.weight"],
+            weights[prefix + "dwconv.bias"],
+            padding=padding,
+            groups=hidden.shape[1],
+        )
         hidden = norm(hidden.transpose(1, 2), prefix + "norm")
         hidden = nn.functional.linear(hidden, weights[prefix + "pwconv1.weight"], weights[prefix + "pwconv1.bias"])
         hidden = nn.functional.gelu(hidden)
         hidden = nn.functional.linear(hidden, weights[prefix + "pwconv2.weight"], weights[prefix + "pwconv2.bias"])
         hidden = residual + (weights[prefix + "layer_scale_parameter"] * hidden).transpose(1, 2)
-    hidden = nn.functional.layer_norm(hidden.transpose(1, 2), (hidden.shape[1],), weights["final_layer_norm.weight"], weights["final_layer_norm.bias"], eps)
+    hidden = nn.functional.layer_norm(
+        hidden.transpose(1, 2),
+        (hidden.shape[1],),
+        weights["final_layer_norm.weight"],
+        weights["final_layer_norm.bias"],
+        eps,
+    )
     projected = nn.functional.linear(hidden, weights["decoder.out.weight"], weights["decoder.out.bias"]).transpose(1, 2)
     log_magnitude, phase = projected.chunk(2, dim=1)
     spectrum = torch.exp(log_magnitude).clip(max=100.0) * (torch.cos(phase) + 1j * torch.sin(phase))
@@ -233,5 +266,7 @@ def decode_generation_e(folder: Path, input_features: torch.Tensor, bandwidth: f
     length = (num_frames - 1) * hop + n_fft
     trim = (window.shape[0] - hop) // 2
     audio = nn.functional.fold(frames, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0, trim:-trim]
-    envelope = nn.functional.fold(window.square().expand(1, num_frames, -1).transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop))
+    envelope = nn.functional.fold(
+        window.square().expand(1, num_frames, -1).transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop)
+    )
     return audio / envelope.squeeze()[trim:-trim]

@@ -166,14 +166,27 @@ def mel_buffers(sample_rate, n_fft, n_mels, f_min=0.0, f_max=None, norm=None, me
 def mel_config_yaml(feature_args: dict, dim: int, intermediate_dim: int, num_layers: int, head_n_fft=None) -> dict:
     """An original mel config.yaml, released layout."""
     return {
-        "feature_extractor": {"class_path": "vocos.feature_extractors.MelSpectrogramFeatures", "init_args": feature_args},
+        "feature_extractor": {
+            "class_path": "vocos.feature_extractors.MelSpectrogramFeatures",
+            "init_args": feature_args,
+        },
         "backbone": {
             "class_path": "vocos.models.VocosBackbone",
-            "init_args": {"input_channels": feature_args["n_mels"], "dim": dim, "intermediate_dim": intermediate_dim, "num_layers": num_layers},
+            "init_args": {
+                "input_channels": feature_args["n_mels"],
+                "dim": dim,
+                "intermediate_dim": intermediate_dim,
+                "num_layers": num_layers,
+            },
         },
         "head": {
             "class_path": "vocos.heads.ISTFTHead",
-            "init_args": {"dim": dim, "n_fft": head_n_fft or feature_args["n_fft"], "hop_length": feature_args["hop_length"], "padding": feature_args["padding"]},
+            "init_args": {
+                "dim": dim,
+                "n_fft": head_n_fft or feature_args["n_fft"],
+                "hop_length": feature_args["hop_length"],
+                "padding": feature_args["padding"],
+            },
         },
     }
 
@@ -183,7 +196,11 @@ def encodec_config_yaml(sizes: dict = ENCODEC_24KHZ) -> dict:
     return {
         "feature_extractor": {
             "class_path": "vocos.feature_extractors.EncodecFeatures",
-            "init_args": {"encodec_model": "encodec_24khz", "bandwidths": sizes["bandwidths"], "train_codebooks": False},
+            "init_args": {
+                "encodec_model": "encodec_24khz",
+                "bandwidths": sizes["bandwidths"],
+                "train_codebooks": False,
+            },
         },
         "backbone": {
             "class_path": "vocos.models.VocosBackbone",
@@ -197,7 +214,12 @@ def encodec_config_yaml(sizes: dict = ENCODEC_24KHZ) -> dict:
         },
         "head": {
             "class_path": "vocos.heads.ISTFTHead",
-            "init_args": {"dim": sizes["dim"], "n_fft": sizes["n_fft"], "hop_length": sizes["hop_length"], "padding": sizes["padding"]},
+            "init_args": {
+                "dim": sizes["dim"],
+                "n_fft": sizes["n_fft"],
+                "hop_length": sizes["hop_length"],
+                "padding": sizes["padding"],
+            },
         },
     }
 

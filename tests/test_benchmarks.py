@@ -22,7 +22,11 @@ def table_rows(tmp_path: Path, *args: str) -> list[list[str]]:
     run_script(*args, "--markdown", str(tmp_path / "table.md"))
     lines = (tmp_path / "table.md").read_text().splitlines()
     assert lines[0].startswith("Machine: ")
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("| ") and not line.startswith("| model") and not line.startswith("| mode")]
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in lines
+        if line.startswith("| ") and not line.startswith("| model") and not line.startswith("| mode")
+    ]
 
 
 def needs_original() -> None:
@@ -40,18 +44,30 @@ def test_speed_and_paths_sections(tmp_path):
     needs_original()
     rows = table_rows(tmp_path, "--sections", "speed", "paths", "--durations", "0.5", "--repeats", "1")
     speed = [row for row in rows if len(row) == 9]
-    assert [(row[0], row[2].split()[1]) for row in speed] == [("mel", "float32"), ("mel", "bfloat16"), ("encodec", "float32"), ("encodec", "bfloat16")]
+    assert [(row[0], row[2].split()[1]) for row in speed] == [
+        ("mel", "float32"),
+        ("mel", "bfloat16"),
+        ("encodec", "float32"),
+        ("encodec", "bfloat16"),
+    ]
     assert all(row[1] == "0.5 s x 1" and row[5].endswith("x") for row in speed)
     assert float(speed[0][7]) < 1e-4 and float(speed[2][7]) < 1e-4  # float32: the original's audio
     assert all(float(row[7].removesuffix(" dB")) > 30 for row in (speed[1], speed[3]))  # bfloat16: its SNR bound
     paths = [row for row in rows if len(row) == 7]
-    assert [row[0] for row in paths] == ["mel", "encodec"] and all(row[6] in ("eager", "cpu_tiled", "accelerator") for row in paths)
+    assert [row[0] for row in paths] == ["mel", "encodec"] and all(
+        row[6] in ("eager", "cpu_tiled", "accelerator") for row in paths
+    )
 
 
 def test_streaming_section(tmp_path):
     needs_original()
     rows = table_rows(tmp_path, "--sections", "streaming", "--chunks", "1", "16", "--repeats", "1")
-    assert [(row[0], row[1].split()[0]) for row in rows] == [("mel", "1"), ("mel", "16"), ("encodec", "1"), ("encodec", "16")]
+    assert [(row[0], row[1].split()[0]) for row in rows] == [
+        ("mel", "1"),
+        ("mel", "16"),
+        ("encodec", "1"),
+        ("encodec", "16"),
+    ]
     frame_rates = {"mel": 93.75, "encodec": 75.0}
     for row in rows:
         assert row[6] == f"{(27 + int(row[1].split()[0])) * 1000 / frame_rates[row[0]]:.0f} ms"  # 27 frames of context

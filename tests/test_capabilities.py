@@ -36,7 +36,9 @@ def test_auto_dtype_follows_native_bfloat16():
     assert resolve_dtype("float16", "cpu") is torch.float16
     assert resolve_dtype("float32", "meta") is torch.float32
     assert resolve_dtype("auto", "meta") is torch.float32  # no compute there to speak of
-    with pytest.raises(ValueError, match=r"--dtype 'half': expected one of \['float32', 'bfloat16', 'float16', 'auto'\]"):
+    with pytest.raises(
+        ValueError, match=r"--dtype 'half': expected one of \['float32', 'bfloat16', 'float16', 'auto'\]"
+    ):
         resolve_dtype("half")
 
 

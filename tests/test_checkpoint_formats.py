@@ -27,16 +27,74 @@ from transformers import AutoModel, EncodecConfig, EncodecModel
 from hf_vocos import VocosEncodecModel, VocosEncodecProcessor, VocosFeatureExtractor, VocosModel, VocosProcessor
 from hf_vocos.checkpoint_formats import rename_weights
 
-MEL_SIZES = {"channels": 100, "hidden": 64, "intermediate": 96, "layers": 2, "n_fft": 1024, "hop": 256, "padding": "center"}
-ENCODEC_SIZES = {"channels": 128, "hidden": 64, "intermediate": 96, "layers": 2, "n_fft": 1280, "hop": 320, "padding": "same"}
+MEL_SIZES = {
+    "channels": 100,
+    "hidden": 64,
+    "intermediate": 96,
+    "layers": 2,
+    "n_fft": 1024,
+    "hop": 256,
+    "padding": "center",
+}
+ENCODEC_SIZES = {
+    "channels": 128,
+    "hidden": 64,
+    "intermediate": 96,
+    "layers": 2,
+    "n_fft": 1280,
+    "hop": 320,
+    "padding": "same",
+}
 # The fields of generation E's config.json (hub-formats.md); hf_vocos may add its own (win_length, ...), no others.
 E_FIELDS = {
-    "mel": {"n_mels", "hidden_size", "intermediate_size", "num_layers", "kernel_size", "padding", "layer_scale_init_value", "layer_norm_eps", "n_fft", "hop_length", "istft_padding", "sample_rate", "hidden_act"},
-    "encodec": {"codebook_dim", "num_quantizers", "hidden_size", "intermediate_size", "num_layers", "kernel_size", "padding", "layer_scale_init_value", "layer_norm_eps", "n_fft", "hop_length", "istft_padding", "sample_rate", "hidden_act", "bandwidths"},
+    "mel": {
+        "n_mels",
+        "hidden_size",
+        "intermediate_size",
+        "num_layers",
+        "kernel_size",
+        "padding",
+        "layer_scale_init_value",
+        "layer_norm_eps",
+        "n_fft",
+        "hop_length",
+        "istft_padding",
+        "sample_rate",
+        "hidden_act",
+    },
+    "encodec": {
+        "codebook_dim",
+        "num_quantizers",
+        "hidden_size",
+        "intermediate_size",
+        "num_layers",
+        "kernel_size",
+        "padding",
+        "layer_scale_init_value",
+        "layer_norm_eps",
+        "n_fft",
+        "hop_length",
+        "istft_padding",
+        "sample_rate",
+        "hidden_act",
+        "bandwidths",
+    },
 }
 HF_VOCOS_EXTRAS = {"win_length", "max_magnitude", "initializer_range", "codebook_size", "use_adaptive_norm"}
 TRANSFORMERS_FIELDS = {"architectures", "model_type", "dtype", "transformers_version"}
-E_FEATURE_EXTRACTOR_FIELDS = {"feature_extractor_type", "feature_size", "hop_length", "n_fft", "num_mel_bins", "padding", "padding_side", "padding_value", "return_attention_mask", "sampling_rate", "win_length"}
+E_FEATURE_EXTRACTOR_FIELDS = {
+    "feature_extractor_type",
+    "feature_size",
+    "hop_length",
+    "n_fft",
+    "num_mel_bins",
+    "padding",
+    "padding_side",
+    "padding_value",
+    "return_attention_mask",
+    "sampling_rate",
+    "win_length",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +105,11 @@ def originals(tmp_path_factory):
     mel = build_mel_vocos(seed=31, dim=64, intermediate_dim=96, num_layers=2)
     encodec = build_encodec_vocos(seed=32, dim=64, intermediate_dim=96, num_layers=2)
     table = encodec.state_dict()["feature_extractor.codebook_weights"]
-    tokenizer = EncodecModel(EncodecConfig(num_filters=4, hidden_size=128, codebook_dim=128, num_lstm_layers=1, upsampling_ratios=[8, 5, 4, 2]))
+    tokenizer = EncodecModel(
+        EncodecConfig(
+            num_filters=4, hidden_size=128, codebook_dim=128, num_lstm_layers=1, upsampling_ratios=[8, 5, 4, 2]
+        )
+    )
     with torch.no_grad():
         for index, layer in enumerate(tokenizer.quantizer.layers[:16]):
             layer.codebook.embed.copy_(table[index * 1024 : (index + 1) * 1024])
@@ -74,11 +136,23 @@ def _write(originals, generation: str, variant: str, folder: Path) -> Path:
     if generation == "original":
         if variant == "mel":
             features = {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": 100, "padding": "center"}
-            return save_original_checkpoint(original, folder, mel_config_yaml(features, 64, 96, 2), mel_buffers(24000, 1024, 100))
-        sizes = {"bandwidths": BANDWIDTHS, "dim": 64, "intermediate_dim": 96, "num_layers": 2, "n_fft": 1280, "hop_length": 320, "padding": "same"}
+            return save_original_checkpoint(
+                original, folder, mel_config_yaml(features, 64, 96, 2), mel_buffers(24000, 1024, 100)
+            )
+        sizes = {
+            "bandwidths": BANDWIDTHS,
+            "dim": 64,
+            "intermediate_dim": 96,
+            "num_layers": 2,
+            "n_fft": 1280,
+            "hop_length": 320,
+            "padding": "same",
+        }
         return save_original_checkpoint(original, folder, encodec_config_yaml(sizes))
     sizes = MEL_SIZES if variant == "mel" else ENCODEC_SIZES
-    return write_format(folder, generation, original.state_dict(), variant == "encodec", sizes, originals["encodec_reference"])
+    return write_format(
+        folder, generation, original.state_dict(), variant == "encodec", sizes, originals["encodec_reference"]
+    )
 
 
 @pytest.mark.parametrize("variant", ["mel", "encodec"])
@@ -98,7 +172,9 @@ def test_every_format_loads_with_the_originals_audio(tmp_path, originals, genera
             torch.testing.assert_close(model(**_inputs(variant)).audio, expected, rtol=0, atol=1e-5)
     # Saved again: the Hub's current format, whatever was read.
     model.save_pretrained(tmp_path / "resaved")
-    features = model.embed_codes(_inputs(variant)["codes"]) if variant == "encodec" else _inputs(variant)["input_features"]
+    features = (
+        model.embed_codes(_inputs(variant)["codes"]) if variant == "encodec" else _inputs(variant)["input_features"]
+    )
     audio = decode_generation_e(tmp_path / "resaved", features, _inputs(variant).get("bandwidth"))
     torch.testing.assert_close(audio, expected, rtol=0, atol=1e-5)
 
@@ -116,7 +192,9 @@ def test_save_pretrained_writes_generation_e(tmp_path, originals, variant):
     if variant == "mel":
         VocosProcessor(VocosFeatureExtractor()).save_pretrained(tmp_path)
     else:
-        VocosEncodecProcessor(VocosFeatureExtractor(), encodec_name_or_path="facebook/encodec_24khz").save_pretrained(tmp_path)
+        VocosEncodecProcessor(VocosFeatureExtractor(), encodec_name_or_path="facebook/encodec_24khz").save_pretrained(
+            tmp_path
+        )
 
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == ("vocos_encodec" if variant == "encodec" else "vocos")
@@ -125,20 +203,35 @@ def test_save_pretrained_writes_generation_e(tmp_path, originals, variant):
     assert {name: tuple(value.shape) for name, value in weights.items()} == expected_generation_e_weights(config)
     torch.testing.assert_close(weights["decoder.window"], torch.hann_window(config["n_fft"]), rtol=0, atol=0)
     if variant == "encodec":
-        torch.testing.assert_close(weights["codebook_weights"], original.state_dict()["feature_extractor.codebook_weights"], rtol=0, atol=0)
+        torch.testing.assert_close(
+            weights["codebook_weights"], original.state_dict()["feature_extractor.codebook_weights"], rtol=0, atol=0
+        )
         processor = json.loads((tmp_path / "processor_config.json").read_text())
         assert processor["processor_class"] == "VocosEncodecProcessor"
-        assert processor["audio_tokenizer"] == {"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": "facebook/encodec_24khz"}
+        assert processor["audio_tokenizer"] == {
+            "audio_tokenizer_class": "EncodecModel",
+            "audio_tokenizer_name_or_path": "facebook/encodec_24khz",
+        }
         assert E_FEATURE_EXTRACTOR_FIELDS <= set(processor["feature_extractor"])
-        assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors", "processor_config.json"]
+        assert sorted(path.name for path in tmp_path.iterdir()) == [
+            "config.json",
+            "model.safetensors",
+            "processor_config.json",
+        ]
     else:
         assert E_FEATURE_EXTRACTOR_FIELDS <= set(json.loads((tmp_path / "preprocessor_config.json").read_text()))
-        assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+        assert sorted(path.name for path in tmp_path.iterdir()) == [
+            "config.json",
+            "model.safetensors",
+            "preprocessor_config.json",
+        ]
 
     inputs = _inputs(variant)
     features = model.embed_codes(inputs["codes"]) if variant == "encodec" else inputs["input_features"]
     expected = _original_audio(original, variant)
-    torch.testing.assert_close(decode_generation_e(tmp_path, features, inputs.get("bandwidth")), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        decode_generation_e(tmp_path, features, inputs.get("bandwidth")), expected, rtol=0, atol=1e-5
+    )
 
 
 def _e_checkpoint(tmp_path, originals, variant="mel") -> Path:
@@ -177,30 +270,64 @@ def test_a_format_without_codebooks_and_no_encodec_at_hand_says_what_to_do(tmp_p
     """Generation D's EnCodec checkpoints hold no codebook table: with the EnCodec model they name out of reach
     (offline, not cached), loading says which model is needed and how to get it."""
     folder = _write(originals, "D", "encodec", tmp_path / "d")
-    (folder / "audio_tokenizer_config.json").unlink()  # no reference: facebook/encodec_24khz, as the PR's converters used
-    with pytest.raises(ValueError, match=r"no codebook table.*EnCodec model 'facebook/encodec_24khz'.*huggingface-cli download facebook/encodec_24khz"):
+    (
+        folder / "audio_tokenizer_config.json"
+    ).unlink()  # no reference: facebook/encodec_24khz, as the PR's converters used
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"no codebook table.*EnCodec model 'facebook/encodec_24khz'.*huggingface-cli download "
+            r"facebook/encodec_24khz"
+        ),
+    ):
         VocosModel.from_pretrained(folder, cache_dir=tmp_path / "empty-cache", local_files_only=True)
 
 
 def test_mel_processor_of_every_generation_loads(tmp_path):
     """Processor files of the formats: E's preprocessor_config.json alone (mel), B-D's processor with an EnCodec
     reference even for mel models (loaded lazily, never for mel use), hf_vocos's nested processor_config.json."""
-    fields = {"feature_extractor_type": "VocosFeatureExtractor", "feature_size": 100, "sampling_rate": 24000, "n_fft": 1024, "hop_length": 256, "padding": "center", "padding_value": 0.0, "return_attention_mask": False, "padding_side": "right"}
+    fields = {
+        "feature_extractor_type": "VocosFeatureExtractor",
+        "feature_size": 100,
+        "sampling_rate": 24000,
+        "n_fft": 1024,
+        "hop_length": 256,
+        "padding": "center",
+        "padding_value": 0.0,
+        "return_attention_mask": False,
+        "padding_side": "right",
+    }
     e = tmp_path / "e"
     e.mkdir()
     (e / "preprocessor_config.json").write_text(json.dumps(fields))
     b = tmp_path / "b"
     b.mkdir()
     (b / "preprocessor_config.json").write_text(json.dumps({**fields, "processor_class": "VocosProcessor"}))
-    (b / "audio_tokenizer_config.json").write_text(json.dumps({"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": "facebook/encodec_24khz"}))
-    (b / "config.json").write_text(json.dumps({"model_type": "vocos", "input_channels": 100, "hidden_dim": 64, "use_adaptive_norm": False, "bandwidths": BANDWIDTHS}))
+    (b / "audio_tokenizer_config.json").write_text(
+        json.dumps({"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": "facebook/encodec_24khz"})
+    )
+    (b / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "vocos",
+                "input_channels": 100,
+                "hidden_dim": 64,
+                "use_adaptive_norm": False,
+                "bandwidths": BANDWIDTHS,
+            }
+        )
+    )
     old = tmp_path / "old"
     old.mkdir()
     legacy = {k: v for k, v in fields.items() if k != "padding"} | {"stft_padding": "center", "log_floor": 1e-7}
-    (old / "processor_config.json").write_text(json.dumps({"processor_class": "VocosProcessor", "feature_extractor": legacy}))
+    (old / "processor_config.json").write_text(
+        json.dumps({"processor_class": "VocosProcessor", "feature_extractor": legacy})
+    )
     clip = speech_like(12000, seed=34)
     expected = VocosFeatureExtractor()(clip, sampling_rate=24000)["input_features"]
     for folder in (e, b, old):
         processor = VocosProcessor.from_pretrained(folder)
         assert type(processor) is VocosProcessor and not processor.has_audio_tokenizer
-        np.testing.assert_allclose(processor(audio=clip, sampling_rate=24000, return_tensors="np")["input_features"], expected, rtol=0, atol=0)
+        np.testing.assert_allclose(
+            processor(audio=clip, sampling_rate=24000, return_tensors="np")["input_features"], expected, rtol=0, atol=0
+        )

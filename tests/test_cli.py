@@ -38,7 +38,12 @@ def workspace(tmp_path_factory):
 def run(*args, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     return subprocess.run(
-        [sys.executable, "-m", "hf_vocos", *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd, env=env
+        [sys.executable, "-m", "hf_vocos", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -68,7 +73,9 @@ def test_resynth_a_folder(workspace, tmp_path):
     for name, source in (("a.wav", "a.wav"), ("sub/b.wav", "sub/b.flac"), ("c.wav", "c.mp3")):
         audio, rate = soundfile.read(tmp_path / "out" / name, dtype="float32")
         assert rate == 24000 and audio.ndim == 1
-        np.testing.assert_allclose(audio, expected_resynthesis(workspace / "mel", workspace / "in" / source), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            audio, expected_resynthesis(workspace / "mel", workspace / "in" / source), rtol=0, atol=1e-5
+        )
 
 
 def test_analyze_then_synthesize_equals_resynth(workspace, tmp_path):
@@ -77,23 +84,48 @@ def test_analyze_then_synthesize_equals_resynth(workspace, tmp_path):
     assert run("analyze", *inputs, "-o", tmp_path / "features", "--model", workspace / "mel", "-q").returncode == 0
     features = np.load(tmp_path / "features" / "b.npy")
     assert features.dtype == np.float32 and features.shape[0] == 100
-    assert run("synthesize", tmp_path / "features", "-o", tmp_path / "synth", "--model", workspace / "mel", "-q").returncode == 0
+    assert (
+        run(
+            "synthesize", tmp_path / "features", "-o", tmp_path / "synth", "--model", workspace / "mel", "-q"
+        ).returncode
+        == 0
+    )
     for name in ("a.wav", "b.wav"):
         np.testing.assert_allclose(
-            soundfile.read(tmp_path / "synth" / name)[0], soundfile.read(tmp_path / "resynth" / name)[0], rtol=0, atol=1e-5
+            soundfile.read(tmp_path / "synth" / name)[0],
+            soundfile.read(tmp_path / "resynth" / name)[0],
+            rtol=0,
+            atol=1e-5,
         )
 
 
 def test_encodec_codes_and_decode_codes(workspace, tmp_path):
     source = workspace / "in" / "a.wav"
-    assert run("analyze", source, "-o", tmp_path / "codes", "--model", workspace / "encodec", "--bandwidth", "6", "-q").returncode == 0
+    assert (
+        run(
+            "analyze", source, "-o", tmp_path / "codes", "--model", workspace / "encodec", "--bandwidth", "6", "-q"
+        ).returncode
+        == 0
+    )
     codes = np.load(tmp_path / "codes" / "a.npy")
     assert codes.dtype == np.int64 and codes.shape == (8, 75)
-    result = run("decode-codes", tmp_path / "codes", "-o", tmp_path / "audio", "--model", workspace / "encodec", "--bandwidth", "6", "-q")
+    result = run(
+        "decode-codes",
+        tmp_path / "codes",
+        "-o",
+        tmp_path / "audio",
+        "--model",
+        workspace / "encodec",
+        "--bandwidth",
+        "6",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     decoded, rate = soundfile.read(tmp_path / "audio" / "a.wav", dtype="float32")
     assert rate == 24000
-    np.testing.assert_allclose(decoded, expected_resynthesis(workspace / "encodec", source, bandwidth=6.0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        decoded, expected_resynthesis(workspace / "encodec", source, bandwidth=6.0), rtol=0, atol=1e-5
+    )
 
 
 def test_long_files_stream_with_the_same_audio(workspace, tmp_path):
@@ -105,7 +137,16 @@ def test_long_files_stream_with_the_same_audio(workspace, tmp_path):
 
 
 def test_single_file_to_a_named_output_and_plot(workspace, tmp_path):
-    result = run("resynth", workspace / "in" / "c.mp3", "-o", tmp_path / "x" / "voice.flac", "--model", workspace / "mel", "--plot", "-q")
+    result = run(
+        "resynth",
+        workspace / "in" / "c.mp3",
+        "-o",
+        tmp_path / "x" / "voice.flac",
+        "--model",
+        workspace / "mel",
+        "--plot",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     info = soundfile.info(tmp_path / "x" / "voice.flac")
     assert info.format == "FLAC" and info.samplerate == 24000 and info.channels == 1
@@ -141,7 +182,9 @@ def test_bad_inputs_each_get_one_line_and_the_rest_is_processed(workspace, tmp_p
     codes.mkdir()
     np.save(codes / "range.npy", np.full((8, 20), 1024, np.int64))
     np.save(codes / "count.npy", np.zeros((4, 20), np.int64))
-    result = run("decode-codes", codes, "-o", tmp_path / "decoded", "--model", workspace / "encodec", "--bandwidth", "6")
+    result = run(
+        "decode-codes", codes, "-o", tmp_path / "decoded", "--model", workspace / "encodec", "--bandwidth", "6"
+    )
     assert result.returncode == 1
     assert "range.npy: codes must lie in [0, 1024), got values in [1024, 1024]" in result.stderr
     assert "count.npy: codes must have shape (8, frames) at 6 kbps, got (4, 20)" in result.stderr
@@ -154,14 +197,20 @@ def test_bad_inputs_each_get_one_line_and_the_rest_is_processed(workspace, tmp_p
         ("resynth {inputs}/a.wav -o {tmp}/out --model {encodec}", "--bandwidth is required for this EnCodec model"),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --bandwidth 6", "bandwidth.*mel model"),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {tmp}/nothing-here", "--model .*nothing-here: cannot load it"),
-        ("decode-codes {tmp}/codes.npy -o {tmp}/out --model {mel}", "is a mel model; decode-codes needs an EnCodec model"),
+        (
+            "decode-codes {tmp}/codes.npy -o {tmp}/out --model {mel}",
+            "is a mel model; decode-codes needs an EnCodec model",
+        ),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --device gpu!", "--device 'gpu!': not a torch device"),
         pytest.param(
             "resynth {inputs}/a.wav -o {tmp}/out --model {mel} --device cuda",
             "--device 'cuda': this torch .* cannot use it here",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot use CUDA"),
         ),
-        ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --long-seconds -1", "--long-seconds -1.0: expected a number of seconds >= 0"),
+        (
+            "resynth {inputs}/a.wav -o {tmp}/out --model {mel} --long-seconds -1",
+            "--long-seconds -1.0: expected a number of seconds >= 0",
+        ),
     ],
 )
 def test_command_errors_are_one_line(workspace, tmp_path, args, message):
@@ -169,7 +218,9 @@ def test_command_errors_are_one_line(workspace, tmp_path, args, message):
 
     (tmp_path / "file").write_text("a file, not a folder")
     np.save(tmp_path / "codes.npy", np.zeros((8, 10), np.int64))
-    argv = args.format(inputs=workspace / "in", tmp=tmp_path, mel=workspace / "mel", encodec=workspace / "encodec").split()
+    argv = args.format(
+        inputs=workspace / "in", tmp=tmp_path, mel=workspace / "mel", encodec=workspace / "encodec"
+    ).split()
     result = run(*argv)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -179,7 +230,15 @@ def test_command_errors_are_one_line(workspace, tmp_path, args, message):
 
 def test_no_partial_file_is_left_when_a_write_fails(workspace, tmp_path):
     (tmp_path / "out" / "a.wav").mkdir(parents=True)  # the target name is taken by a folder
-    result = run("resynth", workspace / "in" / "a.wav", workspace / "in" / "c.mp3", "-o", tmp_path / "out", "--model", workspace / "mel")
+    result = run(
+        "resynth",
+        workspace / "in" / "a.wav",
+        workspace / "in" / "c.mp3",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        workspace / "mel",
+    )
     assert result.returncode == 1 and "a.wav: cannot write it" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav", "c.wav"]
     assert not any(".partial" in p.name for p in (tmp_path / "out").rglob("*"))
@@ -244,7 +303,9 @@ def test_dtype_auto_loads_the_native_dtype(workspace, tmp_path):
 
     vocoder = Vocoder(str(workspace / "mel"), dtype="auto")
     assert vocoder.model.dtype == resolve_dtype("auto", "cpu")
-    result = run("resynth", workspace / "in" / "a.wav", "-o", tmp_path / "a.wav", "--model", workspace / "mel", "--dtype", "auto")
+    result = run(
+        "resynth", workspace / "in" / "a.wav", "-o", tmp_path / "a.wav", "--model", workspace / "mel", "--dtype", "auto"
+    )
     assert result.returncode == 0, result.stderr
     audio, rate = soundfile.read(tmp_path / "a.wav", dtype="float32")
     assert rate == 24000 and np.isfinite(audio).all() and np.abs(audio).max() > 0

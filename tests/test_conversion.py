@@ -42,17 +42,37 @@ _spec.loader.exec_module(cli)
 
 MEL_SPECS = {
     # The released mel checkpoint's sizes.
-    "mel-24khz": ({"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": 100, "padding": "center"}, 512, 1536, 8),
+    "mel-24khz": (
+        {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": 100, "padding": "center"},
+        512,
+        1536,
+        8,
+    ),
     # A Matcha-TTS-style community model: 22.05 kHz, 80 slaney mels up to 8 kHz (the upstream-only mel arguments),
     # "same" padding, 6 layers.
     "mel-22khz": (
-        {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "n_mels": 80, "padding": "same", "f_min": 0, "f_max": 8000, "norm": "slaney", "mel_scale": "slaney"},
+        {
+            "sample_rate": 22050,
+            "n_fft": 1024,
+            "hop_length": 256,
+            "n_mels": 80,
+            "padding": "same",
+            "f_min": 0,
+            "f_max": 8000,
+            "norm": "slaney",
+            "mel_scale": "slaney",
+        },
         256,
         768,
         6,
     ),
     # 44.1 kHz with a 2048-point FFT and hop 512.
-    "mel-44khz": ({"sample_rate": 44100, "n_fft": 2048, "hop_length": 512, "n_mels": 100, "padding": "center"}, 256, 768, 8),
+    "mel-44khz": (
+        {"sample_rate": 44100, "n_fft": 2048, "hop_length": 512, "n_mels": 100, "padding": "center"},
+        256,
+        768,
+        8,
+    ),
 }
 
 
@@ -62,11 +82,25 @@ def originals(tmp_path_factory):
     root = tmp_path_factory.mktemp("originals")
     checkpoints = {}
     for seed, (name, (features, dim, intermediate, layers)) in enumerate(MEL_SPECS.items()):
-        model = build_mel_vocos(seed=seed, **{k: v for k, v in features.items() if k in ("sample_rate", "n_fft", "hop_length", "n_mels", "padding")}, dim=dim, intermediate_dim=intermediate, num_layers=layers)
-        buffers = mel_buffers(
-            features["sample_rate"], features["n_fft"], features["n_mels"], features.get("f_min", 0.0), features.get("f_max"), features.get("norm"), features.get("mel_scale", "htk")
+        model = build_mel_vocos(
+            seed=seed,
+            **{k: v for k, v in features.items() if k in ("sample_rate", "n_fft", "hop_length", "n_mels", "padding")},
+            dim=dim,
+            intermediate_dim=intermediate,
+            num_layers=layers,
         )
-        folder = save_original_checkpoint(model, root / name, mel_config_yaml(features, dim, intermediate, layers), buffers)
+        buffers = mel_buffers(
+            features["sample_rate"],
+            features["n_fft"],
+            features["n_mels"],
+            features.get("f_min", 0.0),
+            features.get("f_max"),
+            features.get("norm"),
+            features.get("mel_scale", "htk"),
+        )
+        folder = save_original_checkpoint(
+            model, root / name, mel_config_yaml(features, dim, intermediate, layers), buffers
+        )
         checkpoints[name] = (model, folder)
     model = build_encodec_vocos(seed=5)
     folder = save_original_checkpoint(model, root / "encodec-24khz", encodec_config_yaml())
@@ -97,7 +131,10 @@ def test_cli_converts_mel_checkpoints(tmp_path, originals, name):
     assert processor.sampling_rate == model.config.sampling_rate == rate
     assert processor.feature_extractor.feature_size == features_spec["n_mels"]
     assert processor.feature_extractor.padding == features_spec["padding"]
-    inputs = processor(audio=[speech_like(int(1.2 * rate), rate, seed=1), speech_like(int(0.7 * rate), rate, seed=2)], sampling_rate=rate)
+    inputs = processor(
+        audio=[speech_like(int(1.2 * rate), rate, seed=1), speech_like(int(0.7 * rate), rate, seed=2)],
+        sampling_rate=rate,
+    )
     with torch.no_grad():
         output = model(**inputs)
     for index, waveform in enumerate(processor.batch_decode(output)):
@@ -120,16 +157,28 @@ def test_cli_converts_encodec_checkpoint_with_its_encodec(tmp_path, originals):
     for bandwidth_id, bandwidth in enumerate(ENCODEC_24KHZ["bandwidths"]):
         inputs = processor(audio=audio, bandwidth=bandwidth, sampling_rate=24000)
         # The converted EnCodec gives the encodec package's codes ...
-        torch.testing.assert_close(inputs["codes"], encodec_codes(original.feature_extractor.encodec, audio, bandwidth), rtol=0, atol=0)
+        torch.testing.assert_close(
+            inputs["codes"], encodec_codes(original.feature_extractor.encodec, audio, bandwidth), rtol=0, atol=0
+        )
         # ... and the whole copy-synthesis equals the original's.
         with torch.no_grad():
             ours = model(**inputs).audio
         with torch.inference_mode():
             expected = original(audio, bandwidth_id=torch.tensor([bandwidth_id]))
         torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
-        codes = torch.randint(0, 1024, (model.config.num_quantizers_for_bandwidth(bandwidth), 40), generator=torch.Generator().manual_seed(bandwidth_id))
+        codes = torch.randint(
+            0,
+            1024,
+            (model.config.num_quantizers_for_bandwidth(bandwidth), 40),
+            generator=torch.Generator().manual_seed(bandwidth_id),
+        )
         with torch.no_grad():
-            torch.testing.assert_close(model(codes=codes, bandwidth=bandwidth).audio, decode_codes(original, codes, bandwidth_id), rtol=0, atol=1e-5)
+            torch.testing.assert_close(
+                model(codes=codes, bandwidth=bandwidth).audio,
+                decode_codes(original, codes, bandwidth_id),
+                rtol=0,
+                atol=1e-5,
+            )
 
 
 def test_encodec_conversion_gives_identical_codes_at_every_bandwidth(tmp_path):
@@ -144,9 +193,17 @@ def test_encodec_conversion_gives_identical_codes_at_every_bandwidth(tmp_path):
 
 
 def test_without_encodec_checkpoint_the_processor_points_at_the_hub(tmp_path, originals):
-    assert cli.main(["--input", str(originals[0]["encodec-24khz"][1]), "--output", str(tmp_path / "out"), "--license", "mit"]) == 0
+    assert (
+        cli.main(
+            ["--input", str(originals[0]["encodec-24khz"][1]), "--output", str(tmp_path / "out"), "--license", "mit"]
+        )
+        == 0
+    )
     config = json.loads((tmp_path / "out" / "processor_config.json").read_text())
-    assert config["audio_tokenizer"] == {"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": "facebook/encodec_24khz"}
+    assert config["audio_tokenizer"] == {
+        "audio_tokenizer_class": "EncodecModel",
+        "audio_tokenizer_name_or_path": "facebook/encodec_24khz",
+    }
     assert not (tmp_path / "out" / "audio_tokenizer").exists()
 
 
@@ -185,10 +242,28 @@ def test_push_to_hub_pushes_model_processor_and_card(monkeypatch, tmp_path, orig
     monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *args, **kwargs: ModelCard("---\n---\n"))
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: recording)
     folder, encodec_path = originals[0]["encodec-24khz"][1], originals[1]
-    argv = ["--input", str(folder), "--output", str(tmp_path / "out"), "--encodec-checkpoint", str(encodec_path), "--push-to-hub", "me/vocos-encodec", "--license", "mit"]
+    argv = [
+        "--input",
+        str(folder),
+        "--output",
+        str(tmp_path / "out"),
+        "--encodec-checkpoint",
+        str(encodec_path),
+        "--push-to-hub",
+        "me/vocos-encodec",
+        "--license",
+        "mit",
+    ]
     assert cli.main(argv) == 0
     pushed = {path for repo, path in recording.uploads if repo == "me/vocos-encodec"}
-    assert {"config.json", "model.safetensors", "processor_config.json", "audio_tokenizer/model.safetensors", "audio_tokenizer/config.json", "README.md"} <= pushed
+    assert {
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "audio_tokenizer/model.safetensors",
+        "audio_tokenizer/config.json",
+        "README.md",
+    } <= pushed
     assert recording.uploads[-1] == ("me/vocos-encodec", "README.md")  # the card goes last, so nothing replaces it
     assert 'VocosModel.from_pretrained("me/vocos-encodec")' in recording.card and "license: mit" in recording.card
 
@@ -203,7 +278,9 @@ def test_on_the_fly_conversion_of_an_original_folder(originals, caplog):
     assert processor.feature_extractor.mel_scale == "slaney" and processor.feature_extractor.f_max == 8000
     features = processor(audio=speech_like(22050, 22050), sampling_rate=22050)["input_features"]
     with torch.no_grad():
-        torch.testing.assert_close(model(input_features=features).audio, decode_features(original, features), rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            model(input_features=features).audio, decode_features(original, features), rtol=0, atol=1e-5
+        )
     encodec_processor = VocosProcessor.from_pretrained(originals[0]["encodec-24khz"][1])
     assert encodec_processor.encodec_name_or_path == "facebook/encodec_24khz" and encodec_processor.has_audio_tokenizer
 
@@ -217,7 +294,12 @@ def test_hub_input_and_on_the_fly_hub_loading(tmp_path, originals):
         (tmp_path / "repo" / name).write_bytes((folder / name).read_bytes())
     (tmp_path / "repo" / "README.md").write_text("---\nlicense: mit\n---\n# Vocos\n")
     fill_hub_cache(tmp_path / "cache", "charactr/vocos-mel-24khz", tmp_path / "repo")
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(tmp_path / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "home"),
+    }
     result = run_cli("--input", "charactr/vocos-mel-24khz", "--output", tmp_path / "out", env=env)
     assert result.returncode == 0, result.stderr
     assert "license: mit" in (tmp_path / "out" / "README.md").read_text()
@@ -225,13 +307,16 @@ def test_hub_input_and_on_the_fly_hub_loading(tmp_path, originals):
         "import torch, numpy as np\nfrom hf_vocos import VocosModel\n"
         "model = VocosModel.from_pretrained('charactr/vocos-mel-24khz')\n"
         f"features = torch.from_numpy(np.load({str(tmp_path / 'features.npy')!r}))\n"
-        f"with torch.no_grad(): np.save({str(tmp_path / 'audio.npy')!r}, model(input_features=features).audio.numpy())\n"
+        f"with torch.no_grad(): np.save({str(tmp_path / 'audio.npy')!r}, "
+        "model(input_features=features).audio.numpy())\n"
     )
     features = torch.randn(1, 100, 50, generator=torch.Generator().manual_seed(0))
     np.save(tmp_path / "features.npy", features.numpy())
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    np.testing.assert_allclose(np.load(tmp_path / "audio.npy"), decode_features(original, features).numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "audio.npy"), decode_features(original, features).numpy(), rtol=0, atol=1e-5
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -268,23 +353,83 @@ def _bad_inputs(originals, tmp_path):
     wrong_fb = dict(mel_weights)
     wrong_fb.update(mel_buffers(24000, 1024, 100, f_max=8000.0, norm="slaney", mel_scale="slaney"))
     return {
-        "pickle with code": (_write(tmp_path / "a", mel_config, {"backbone.embed.weight": _Payload()}), "refusing to unpickle it: it holds a Python object"),
-        "a whole module": (_write(tmp_path / "b", mel_config, torch.nn.Linear(2, 2)), r"holds a Python object \(torch.nn.modules.linear.Linear\)"),
+        "pickle with code": (
+            _write(tmp_path / "a", mel_config, {"backbone.embed.weight": _Payload()}),
+            "refusing to unpickle it: it holds a Python object",
+        ),
+        "a whole module": (
+            _write(tmp_path / "b", mel_config, torch.nn.Linear(2, 2)),
+            r"holds a Python object \(torch.nn.modules.linear.Linear\)",
+        ),
         "truncated": (_write(tmp_path / "c", mel_config, raw[: len(raw) // 2]), "cannot be read, truncated or corrupt"),
-        "garbage": (_write(tmp_path / "d", mel_config, b"\x00\x01not a checkpoint" * 100), "not a PyTorch checkpoint, or corrupt"),
-        "unknown class": (_write(tmp_path / "e", config_with("backbone", class_path="myfork.models.FancyBackbone"), mel_weights), "unknown backbone class 'myfork.models.FancyBackbone'"),
-        "resnet backbone": (_write(tmp_path / "f", config_with("backbone", class_path="vocos.models.VocosResNetBackbone"), mel_weights), "VocosResNetBackbone is not supported"),
-        "imdct head": (_write(tmp_path / "g", config_with("head", class_path="vocos.heads.IMDCTCosHead"), mel_weights), "IMDCTCosHead is not supported"),
-        "unknown argument": (_write(tmp_path / "h", config_with("head", init_args={**mel_config["head"]["init_args"], "use_dct": True}), mel_weights), r"init arguments this conversion does not know: \['use_dct'\]"),
-        "shapes disagree": (_write(tmp_path / "i", config_with("backbone", init_args={**mel_config["backbone"]["init_args"], "dim": 384}), mel_weights), "head.dim \\(512\\) differs from backbone.dim \\(384\\)"),
-        "layer count disagrees": (_write(tmp_path / "j", config_with("backbone", init_args={**mel_config["backbone"]["init_args"], "num_layers": 6}), mel_weights), r"do not fit a VocosModel with this config \(unexpected: layers.6.dwconv.bias.*\(18\)\). The checkpoint looks like the original vocos"),
-        "wrong width": (_write(tmp_path / "k", config_with("backbone", init_args={**mel_config["backbone"]["init_args"], "intermediate_dim": 1024}), mel_weights), r"wrong shape: layers.0.pwconv1.bias \(1536,\) \(expected \(1024,\)\), layers.0.pwconv1.weight \(1536, 512\) \(expected \(1024, 512\)\)"),
-        "mel filters disagree": (_write(tmp_path / "l", mel_config, wrong_fb), "mel filterbank differs from the one config.yaml describes"),
+        "garbage": (
+            _write(tmp_path / "d", mel_config, b"\x00\x01not a checkpoint" * 100),
+            "not a PyTorch checkpoint, or corrupt",
+        ),
+        "unknown class": (
+            _write(tmp_path / "e", config_with("backbone", class_path="myfork.models.FancyBackbone"), mel_weights),
+            "unknown backbone class 'myfork.models.FancyBackbone'",
+        ),
+        "resnet backbone": (
+            _write(tmp_path / "f", config_with("backbone", class_path="vocos.models.VocosResNetBackbone"), mel_weights),
+            "VocosResNetBackbone is not supported",
+        ),
+        "imdct head": (
+            _write(tmp_path / "g", config_with("head", class_path="vocos.heads.IMDCTCosHead"), mel_weights),
+            "IMDCTCosHead is not supported",
+        ),
+        "unknown argument": (
+            _write(
+                tmp_path / "h",
+                config_with("head", init_args={**mel_config["head"]["init_args"], "use_dct": True}),
+                mel_weights,
+            ),
+            r"init arguments this conversion does not know: \['use_dct'\]",
+        ),
+        "shapes disagree": (
+            _write(
+                tmp_path / "i",
+                config_with("backbone", init_args={**mel_config["backbone"]["init_args"], "dim": 384}),
+                mel_weights,
+            ),
+            "head.dim \\(512\\) differs from backbone.dim \\(384\\)",
+        ),
+        "layer count disagrees": (
+            _write(
+                tmp_path / "j",
+                config_with("backbone", init_args={**mel_config["backbone"]["init_args"], "num_layers": 6}),
+                mel_weights,
+            ),
+            r"do not fit a VocosModel with this config \(unexpected: layers.6.dwconv.bias.*\(18\)\). The checkpoint "
+            r"looks like the original vocos",
+        ),
+        "wrong width": (
+            _write(
+                tmp_path / "k",
+                config_with("backbone", init_args={**mel_config["backbone"]["init_args"], "intermediate_dim": 1024}),
+                mel_weights,
+            ),
+            r"wrong shape: layers.0.pwconv1.bias \(1536,\) \(expected \(1024,\)\), layers.0.pwconv1.weight \(1536, "
+            r"512\) \(expected \(1024, 512\)\)",
+        ),
+        "mel filters disagree": (
+            _write(tmp_path / "l", mel_config, wrong_fb),
+            "mel filterbank differs from the one config.yaml describes",
+        ),
         "no config.yaml": (_write(tmp_path / "m", None, mel_weights), "config.yaml: no such file"),
         "not yaml": (_write(tmp_path / "n", "backbone: [unclosed", mel_weights), "not valid YAML"),
-        "no sections": (_write(tmp_path / "o", {"model": 3}, mel_weights), "expected the sections feature_extractor, backbone and head"),
-        "extra backbone key": (_write(tmp_path / "p", mel_config, {**mel_weights, "backbone.extra.weight": torch.zeros(2)}), r"do not fit a VocosModel with this config \(unexpected: backbone.extra.weight \(1\)\)"),
-        "unknown key": (_write(tmp_path / "r", mel_config, {**mel_weights, "postnet.weight": torch.zeros(2)}), r"unexpected: postnet.weight \(1\)"),
+        "no sections": (
+            _write(tmp_path / "o", {"model": 3}, mel_weights),
+            "expected the sections feature_extractor, backbone and head",
+        ),
+        "extra backbone key": (
+            _write(tmp_path / "p", mel_config, {**mel_weights, "backbone.extra.weight": torch.zeros(2)}),
+            r"do not fit a VocosModel with this config \(unexpected: backbone.extra.weight \(1\)\)",
+        ),
+        "unknown key": (
+            _write(tmp_path / "r", mel_config, {**mel_weights, "postnet.weight": torch.zeros(2)}),
+            r"unexpected: postnet.weight \(1\)",
+        ),
         "not a dict": (_write(tmp_path / "q", mel_config, [torch.zeros(2)]), "expected a state dict"),
     }
 
@@ -306,11 +451,44 @@ def test_other_argument_errors(tmp_path, originals, capsys):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     cases = [
-        (["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o1")], "--input .*nope: no such folder, and no config.yaml"),
+        (
+            ["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o1")],
+            "--input .*nope: no such folder, and no config.yaml",
+        ),
         (["--input", str(mel_folder), "--output", str(tmp_path / "full")], "not empty \\(pass --overwrite"),
-        (["--input", str(mel_folder), "--output", str(tmp_path / "o2"), "--encodec-checkpoint", str(tmp_path / "x.th")], "--encodec-checkpoint was given, but this is a mel checkpoint"),
-        (["--input", str(originals[0]["encodec-24khz"][1]), "--output", str(tmp_path / "o3"), "--encodec-checkpoint", str(tmp_path / "x.th")], "x.th: no such file"),
-        (["--input", str(originals[0]["encodec-24khz"][1]), "--output", str(tmp_path / "o4"), "--encodec-checkpoint", str(mel_folder / "pytorch_model.bin")], "EnCodec 24 kHz.*do not fit"),
+        (
+            [
+                "--input",
+                str(mel_folder),
+                "--output",
+                str(tmp_path / "o2"),
+                "--encodec-checkpoint",
+                str(tmp_path / "x.th"),
+            ],
+            "--encodec-checkpoint was given, but this is a mel checkpoint",
+        ),
+        (
+            [
+                "--input",
+                str(originals[0]["encodec-24khz"][1]),
+                "--output",
+                str(tmp_path / "o3"),
+                "--encodec-checkpoint",
+                str(tmp_path / "x.th"),
+            ],
+            "x.th: no such file",
+        ),
+        (
+            [
+                "--input",
+                str(originals[0]["encodec-24khz"][1]),
+                "--output",
+                str(tmp_path / "o4"),
+                "--encodec-checkpoint",
+                str(mel_folder / "pytorch_model.bin"),
+            ],
+            "EnCodec 24 kHz.*do not fit",
+        ),
     ]
     for argv, message in cases:
         assert cli.main(argv) == 1, argv
@@ -330,7 +508,12 @@ def test_cli_exit_code_and_message_in_a_subprocess(tmp_path):
 
 
 def test_training_config_layout_is_read(tmp_path):
-    training = {"model": {"class_path": "vocos.experiment.VocosExp", "init_args": {"sample_rate": 24000, **encodec_config_yaml()}}}
+    training = {
+        "model": {
+            "class_path": "vocos.experiment.VocosExp",
+            "init_args": {"sample_rate": 24000, **encodec_config_yaml()},
+        }
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(training))
     original = read_original_config(tmp_path / "config.yaml")
     assert original["feature_extractor"]["class_path"] == "vocos.feature_extractors.EncodecFeatures"

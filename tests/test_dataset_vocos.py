@@ -37,22 +37,46 @@ def corpus(tmp_path_factory):
 
 
 def hf_vocos(*args):
-    return subprocess.run([sys.executable, "-m", "hf_vocos", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "hf_vocos", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600
+    )
 
 
 def accelerate(*args):
     # accelerate's launcher as a module of this interpreter: the venv's scripts need not be on PATH.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+    ]
     command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_vocos", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
 
 
 def decoded(dataset, column="vocos_audio"):
-    return [None if value is None else soundfile.read(io.BytesIO(value["bytes"]), dtype="float32")[0] for value in dataset[column]]
+    return [
+        None if value is None else soundfile.read(io.BytesIO(value["bytes"]), dtype="float32")[0]
+        for value in dataset[column]
+    ]
 
 
 def test_one_and_two_processes_give_the_same_dataset(corpus, tmp_path):
-    arguments = ["dataset", "resynth", corpus / "audio", "--model", corpus / "mel", "--num-shards", "3", "--batch-size", "2"]
+    arguments = [
+        "dataset",
+        "resynth",
+        corpus / "audio",
+        "--model",
+        corpus / "mel",
+        "--num-shards",
+        "3",
+        "--batch-size",
+        "2",
+    ]
     one = hf_vocos(*arguments, "-o", tmp_path / "one")
     assert one.returncode == 1, one.stderr  # the broken file
     two = accelerate(*arguments, "-o", tmp_path / "two")
@@ -62,7 +86,10 @@ def test_one_and_two_processes_give_the_same_dataset(corpus, tmp_path):
     first = datasets.load_from_disk(str(tmp_path / "one" / "dataset"))
     second = datasets.load_from_disk(str(tmp_path / "two" / "dataset"))
     assert first.column_names == second.column_names == ["audio", "file", "vocos_audio", "vocos_error"]
-    assert isinstance(first.features["vocos_audio"], datasets.Audio) and first.features["vocos_audio"].sampling_rate == 24000
+    assert (
+        isinstance(first.features["vocos_audio"], datasets.Audio)
+        and first.features["vocos_audio"].sampling_rate == 24000
+    )
     assert first["file"] == second["file"] == sorted(first["file"])  # original rows, original order
     errors = first["vocos_error"]
     assert [file for file, error in zip(first["file"], errors) if error] == ["speaker2/broken.wav"]
@@ -81,7 +108,17 @@ def test_one_and_two_processes_give_the_same_dataset(corpus, tmp_path):
 
 
 def test_rerun_resumes_from_finished_shards(corpus, tmp_path):
-    arguments = ["dataset", "resynth", corpus / "audio", "-o", tmp_path / "run", "--model", corpus / "mel", "--num-shards", "3"]
+    arguments = [
+        "dataset",
+        "resynth",
+        corpus / "audio",
+        "-o",
+        tmp_path / "run",
+        "--model",
+        corpus / "mel",
+        "--num-shards",
+        "3",
+    ]
     hf_vocos(*arguments)
     before = datasets.load_from_disk(str(tmp_path / "run" / "dataset"))
     shutil.rmtree(tmp_path / "run" / "shards" / "00001")
@@ -113,8 +150,19 @@ def test_analyze_a_saved_dataset_with_arrays_and_bytes_to_parquet(corpus, tmp_pa
     )
     saved.save_to_disk(str(tmp_path / "saved"))
     result = hf_vocos(
-        "dataset", "analyze", tmp_path / "saved", "-o", tmp_path / "out", "--model", corpus / "mel", "--audio-column", "speech",
-        "--num-shards", "2", "--output-format", "parquet",
+        "dataset",
+        "analyze",
+        tmp_path / "saved",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        corpus / "mel",
+        "--audio-column",
+        "speech",
+        "--num-shards",
+        "2",
+        "--output-format",
+        "parquet",
     )
     assert result.returncode == 0, result.stderr
     table = datasets.Dataset.from_parquet(str(tmp_path / "out" / "dataset.parquet"))
@@ -137,6 +185,8 @@ def test_source_errors(corpus, tmp_path):
 
 
 def test_more_shards_than_rows(corpus, tmp_path):
-    result = hf_vocos("dataset", "analyze", corpus / "audio", "-o", tmp_path / "out", "--model", corpus / "mel", "--num-shards", "16")
+    result = hf_vocos(
+        "dataset", "analyze", corpus / "audio", "-o", tmp_path / "out", "--model", corpus / "mel", "--num-shards", "16"
+    )
     assert "dataset analyze: 6 files," in result.stderr, result.stderr
     assert len(datasets.load_from_disk(str(tmp_path / "out" / "dataset"))) == 7

@@ -19,14 +19,20 @@ def run_demo(tmp_path, cache):
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, "-m", "hf_vocos.demo", "--output", str(tmp_path / "demo_out.wav")],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 
 def test_demo_offline_uses_the_bundled_model(tmp_path):
     result = run_demo(tmp_path, tmp_path / "empty-cache")
     assert result.returncode == 0, result.stderr
-    assert "model: the bundled demo model (hf-audio/vocos-mel-24khz: not in the local cache; the Hub is not reachable)" in result.stdout
+    assert (
+        "model: the bundled demo model (hf-audio/vocos-mel-24khz: not in the local cache; the Hub is not reachable)"
+        in result.stdout
+    )
     assert "log-mel L1 to the input:" in result.stdout and "multi-resolution STFT distance:" in result.stdout
     audio, rate = soundfile.read(tmp_path / "demo_out.wav")
     info = soundfile.info(DEMO_CLIP)
@@ -47,7 +53,13 @@ def test_bundled_model_is_small_and_follows_the_original_mel_settings():
     model = VocosModel.from_pretrained(BUNDLED_MODEL).eval()
     extractor = VocosProcessor.from_pretrained(BUNDLED_MODEL).feature_extractor
     config = model.config
-    assert (config.sampling_rate, config.n_fft, config.hop_length, config.istft_padding, config.input_channels) == (24000, 1024, 256, "center", 100)
+    assert (config.sampling_rate, config.n_fft, config.hop_length, config.istft_padding, config.input_channels) == (
+        24000,
+        1024,
+        256,
+        "center",
+        100,
+    )
     assert extractor.to_dict()["feature_size"] == 100 and extractor.mel_scale == "htk" and extractor.mel_norm is None
     # The shipped model reconstructs the shipped clip (a regression guard on the artifact; docs/demo-model.md has the
     # real evaluation). It scores 0.92 here, a random model of its size 3.6: most of what is left is the clip's digital

@@ -13,17 +13,78 @@ from hf_vocos import VocosConfig, VocosFeatureExtractor
 
 # (our kwargs, the same settings spelled for librosa)
 CONVENTIONS = {
-    "original-center": ({}, {"sr": 24000, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 100, "htk": True, "norm": None, "fmin": 0.0, "fmax": None}),
-    "original-same": ({"padding": "same"}, {"sr": 24000, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 100, "htk": True, "norm": None, "fmin": 0.0, "fmax": None}),
+    "original-center": (
+        {},
+        {
+            "sr": 24000,
+            "n_fft": 1024,
+            "hop": 256,
+            "win": 1024,
+            "n_mels": 100,
+            "htk": True,
+            "norm": None,
+            "fmin": 0.0,
+            "fmax": None,
+        },
+    ),
+    "original-same": (
+        {"padding": "same"},
+        {
+            "sr": 24000,
+            "n_fft": 1024,
+            "hop": 256,
+            "win": 1024,
+            "n_mels": 100,
+            "htk": True,
+            "norm": None,
+            "fmin": 0.0,
+            "fmax": None,
+        },
+    ),
     # HiFi-GAN's front end: 22.05 kHz, 80 slaney mels with area normalisation, 0-8 kHz, "same" padding.
     "hifigan-22khz": (
-        {"sampling_rate": 22050, "feature_size": 80, "f_max": 8000.0, "mel_scale": "slaney", "mel_norm": "slaney", "padding": "same"},
-        {"sr": 22050, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 80, "htk": False, "norm": "slaney", "fmin": 0.0, "fmax": 8000.0},
+        {
+            "sampling_rate": 22050,
+            "feature_size": 80,
+            "f_max": 8000.0,
+            "mel_scale": "slaney",
+            "mel_norm": "slaney",
+            "padding": "same",
+        },
+        {
+            "sr": 22050,
+            "n_fft": 1024,
+            "hop": 256,
+            "win": 1024,
+            "n_mels": 80,
+            "htk": False,
+            "norm": "slaney",
+            "fmin": 0.0,
+            "fmax": 8000.0,
+        },
     ),
     # A window shorter than the FFT, and a raised f_min.
     "short-window": (
-        {"sampling_rate": 16000, "n_fft": 1024, "hop_length": 200, "win_length": 800, "feature_size": 64, "f_min": 55.0, "f_max": 7600.0},
-        {"sr": 16000, "n_fft": 1024, "hop": 200, "win": 800, "n_mels": 64, "htk": True, "norm": None, "fmin": 55.0, "fmax": 7600.0},
+        {
+            "sampling_rate": 16000,
+            "n_fft": 1024,
+            "hop_length": 200,
+            "win_length": 800,
+            "feature_size": 64,
+            "f_min": 55.0,
+            "f_max": 7600.0,
+        },
+        {
+            "sr": 16000,
+            "n_fft": 1024,
+            "hop": 200,
+            "win": 800,
+            "n_mels": 64,
+            "htk": True,
+            "norm": None,
+            "fmin": 55.0,
+            "fmax": 7600.0,
+        },
     ),
 }
 
@@ -32,10 +93,18 @@ def librosa_log_mel(audio: np.ndarray, spec: dict, pad: int) -> tuple[np.ndarray
     """float64 log-mel from librosa: reflect-pad `pad` samples, uncentred STFT, magnitude, mel filters, log."""
     padded = np.pad(audio.astype(np.float64), (pad, pad), mode="reflect")
     magnitude = np.abs(
-        librosa.stft(padded, n_fft=spec["n_fft"], hop_length=spec["hop"], win_length=spec["win"], window="hann", center=False)
+        librosa.stft(
+            padded, n_fft=spec["n_fft"], hop_length=spec["hop"], win_length=spec["win"], window="hann", center=False
+        )
     )
     filters = librosa.filters.mel(
-        sr=spec["sr"], n_fft=spec["n_fft"], n_mels=spec["n_mels"], fmin=spec["fmin"], fmax=spec["fmax"], htk=spec["htk"], norm=spec["norm"]
+        sr=spec["sr"],
+        n_fft=spec["n_fft"],
+        n_mels=spec["n_mels"],
+        fmin=spec["fmin"],
+        fmax=spec["fmax"],
+        htk=spec["htk"],
+        norm=spec["norm"],
     )
     mel = filters @ magnitude
     return mel, filters
@@ -56,7 +125,9 @@ def test_matches_librosa(name):
     # quiet, narrow bins, hence the looser bound there.
     mel = np.exp(features)
     significant = reference > 1e-7
-    relative = np.abs(mel - reference)[significant] / np.broadcast_to(reference.max(axis=0), reference.shape)[significant]
+    relative = (
+        np.abs(mel - reference)[significant] / np.broadcast_to(reference.max(axis=0), reference.shape)[significant]
+    )
     assert relative.max() < 1e-5
     np.testing.assert_allclose(features, np.log(np.maximum(reference, 1e-7)), rtol=0, atol=5e-3)
 
@@ -66,8 +137,13 @@ def test_frame_counts_follow_padding():
     same = VocosFeatureExtractor(padding="same")
     for length in (513, 1000, 24000, 24001):
         assert center.num_frames(length) == 1 + length // 256
-        assert center(np.zeros(length, np.float32), sampling_rate=24000)["input_features"].shape[-1] == 1 + length // 256
-        assert same(np.zeros(length, np.float32), sampling_rate=24000)["input_features"].shape[-1] == (length + 768 - 1024) // 256 + 1
+        assert (
+            center(np.zeros(length, np.float32), sampling_rate=24000)["input_features"].shape[-1] == 1 + length // 256
+        )
+        assert (
+            same(np.zeros(length, np.float32), sampling_rate=24000)["input_features"].shape[-1]
+            == (length + 768 - 1024) // 256 + 1
+        )
 
 
 def test_ragged_batch_items_equal_solo():
@@ -91,14 +167,23 @@ def test_pad_to_multiple_of_and_no_mask():
     out = extractor([np.zeros(2000, np.float32)], sampling_rate=24000, pad_to_multiple_of=16, return_tensors="np")
     assert out["input_features"].shape == (1, 100, 16)
     assert out["attention_mask"].sum() == extractor.num_frames(2000)
-    assert "attention_mask" not in extractor(np.zeros(2000, np.float32), sampling_rate=24000, return_attention_mask=False)
+    assert "attention_mask" not in extractor(
+        np.zeros(2000, np.float32), sampling_rate=24000, return_attention_mask=False
+    )
 
 
 def test_input_types_agree(speech):
     extractor = VocosFeatureExtractor()
     expected = extractor(speech, sampling_rate=24000)["input_features"]
     assert isinstance(expected, np.ndarray) and expected.dtype == np.float32
-    for variant in (torch.from_numpy(speech), speech.tolist(), speech.astype(np.float64), speech[None], [speech], torch.from_numpy(speech)[None].double()):
+    for variant in (
+        torch.from_numpy(speech),
+        speech.tolist(),
+        speech.astype(np.float64),
+        speech[None],
+        [speech],
+        torch.from_numpy(speech)[None].double(),
+    ):
         np.testing.assert_array_equal(extractor(variant, sampling_rate=24000)["input_features"], expected)
     as_tensors = extractor(speech, sampling_rate=24000, return_tensors="pt")
     assert isinstance(as_tensors["input_features"], torch.Tensor)
@@ -127,7 +212,11 @@ def test_integer_pcm_is_scaled(speech):
         ([np.zeros((2, 24000), np.float32)], ValueError, r"raw_speech\[0\].*mono"),
         (np.zeros((1, 2, 24000), np.float32), ValueError, r"raw_speech.*mono"),
         (np.array([0.0, np.nan] * 2000, np.float32), ValueError, r"raw_speech.*NaN or infinite"),
-        ([np.zeros(3000, np.float32), np.full(3000, np.inf, np.float32)], ValueError, r"raw_speech\[1\].*NaN or infinite"),
+        (
+            [np.zeros(3000, np.float32), np.full(3000, np.inf, np.float32)],
+            ValueError,
+            r"raw_speech\[1\].*NaN or infinite",
+        ),
         (np.zeros(0, np.float32), ValueError, r"raw_speech.*empty"),
         ([], ValueError, r"raw_speech.*empty"),
         (np.zeros(512, np.float32), ValueError, r"raw_speech.*512 samples.*at least 513"),
@@ -159,7 +248,8 @@ def test_short_audio_minimum_depends_on_padding():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"padding": "valid"}, "padding"), ({"num_mel_bins": 80}, "num_mel_bins"),
+        ({"padding": "valid"}, "padding"),
+        ({"num_mel_bins": 80}, "num_mel_bins"),
         ({"mel_scale": "bark"}, "mel_scale"),
         ({"mel_norm": "l2"}, "mel_norm"),
         ({"f_max": 13000.0}, "f_max"),
@@ -317,7 +407,10 @@ def test_windowed_frames_equal_reflect_padded_framing(padding, length):
     clip = speech_like(length, seed=length)
     pad, hop, n_fft = extractor.edge_padding, extractor.hop_length, extractor.n_fft
     count = extractor.num_frames(length)
-    expected = np.lib.stride_tricks.sliding_window_view(np.pad(clip, pad, mode="reflect"), n_fft)[::hop][:count] * extractor.window
+    expected = (
+        np.lib.stride_tricks.sliding_window_view(np.pad(clip, pad, mode="reflect"), n_fft)[::hop][:count]
+        * extractor.window
+    )
     for first in range(count):
         for block in sorted({1, 2, 3, count - first}):
             block = min(block, count - first)
@@ -334,7 +427,9 @@ def test_read_only_and_reversed_clips_are_used_without_warnings(speech, recwarn)
     read_only.flags.writeable = False
     reversed_view = speech[::-1]
     got = extractor([read_only, reversed_view, speech[::2]], sampling_rate=24000)["input_features"]
-    expected = extractor([speech.copy(), reversed_view.copy(), speech[::2].copy()], sampling_rate=24000)["input_features"]
+    expected = extractor([speech.copy(), reversed_view.copy(), speech[::2].copy()], sampling_rate=24000)[
+        "input_features"
+    ]
     np.testing.assert_array_equal(got, expected)
     assert not [warning for warning in recwarn if "writable" in str(warning.message)]
 
@@ -346,9 +441,18 @@ def test_saved_settings_load_in_the_hubs_names_and_the_older_ones(tmp_path, padd
     import json
 
     fields = {
-        "feature_extractor_type": "VocosFeatureExtractor", "feature_size": 80, "num_mel_bins": 80, "sampling_rate": 22050,
-        "n_fft": 1024, "hop_length": 256, "win_length": 1024, padding_key: "same", "padding_side": "right",
-        "padding_value": 0.0, "return_attention_mask": True, "f_max": 8000.0,
+        "feature_extractor_type": "VocosFeatureExtractor",
+        "feature_size": 80,
+        "num_mel_bins": 80,
+        "sampling_rate": 22050,
+        "n_fft": 1024,
+        "hop_length": 256,
+        "win_length": 1024,
+        padding_key: "same",
+        "padding_side": "right",
+        "padding_value": 0.0,
+        "return_attention_mask": True,
+        "f_max": 8000.0,
     }
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(fields))
     extractor = VocosFeatureExtractor.from_pretrained(tmp_path)

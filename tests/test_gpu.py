@@ -14,7 +14,14 @@ import torch
 from conftest import SMALL_ENCODEC, SMALL_MEL, model_for, randomize_, small_config, speech_like
 from reference import build_encodec_vocos, build_mel_vocos
 
-from hf_vocos import VocosConfig, VocosEncodecConfig, VocosEncodecModel, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos import (
+    VocosConfig,
+    VocosEncodecConfig,
+    VocosEncodecModel,
+    VocosFeatureExtractor,
+    VocosModel,
+    VocosProcessor,
+)
 from hf_vocos.checkpoint_formats import rename_weights
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -63,7 +70,9 @@ def test_mel_parity_with_original_on_gpu(mel_pair, no_tf32):
         expected = original.decode(features)
         output = ours(input_features=features)
     assert output.audio.device.type == "cuda" and output.audio.dtype == torch.float32
-    assert output.audio.shape == expected.shape == (2, (features.shape[-1] - 1) * 256)  # "center": n_fft // 2 trimmed each side
+    assert (
+        output.audio.shape == expected.shape == (2, (features.shape[-1] - 1) * 256)
+    )  # "center": n_fft // 2 trimmed each side
     torch.testing.assert_close(output.audio, expected, rtol=0, atol=1e-5)
     assert expected.abs().max() > 0.05
 
@@ -74,7 +83,9 @@ def test_encodec_parity_with_original_on_gpu(encodec_pair, no_tf32, bandwidth_id
     quantizers = [2, 4, 8, 16][bandwidth_id]
     codes = torch.randint(0, 1024, (quantizers, 2, 150), generator=torch.Generator().manual_seed(bandwidth_id)).to(CUDA)
     with torch.inference_mode():
-        expected = original.decode(original.codes_to_features(codes), bandwidth_id=torch.tensor([bandwidth_id], device=CUDA))
+        expected = original.decode(
+            original.codes_to_features(codes), bandwidth_id=torch.tensor([bandwidth_id], device=CUDA)
+        )
         output = ours(codes=codes, bandwidth=bandwidth)
     assert output.audio.shape == expected.shape == (2, 150 * 320)
     torch.testing.assert_close(output.audio, expected, rtol=0, atol=1e-5)
@@ -115,7 +126,10 @@ def test_half_precision_on_gpu_keeps_its_snr(mel_pair, encodec_pair, variant, dt
     if variant == "mel":
         inputs = {"input_features": _speech_features(3.0).to(CUDA)}
     else:
-        inputs = {"codes": torch.randint(0, 1024, (8, 2, 225), generator=torch.Generator().manual_seed(5)).to(CUDA), "bandwidth": 6.0}
+        inputs = {
+            "codes": torch.randint(0, 1024, (8, 2, 225), generator=torch.Generator().manual_seed(5)).to(CUDA),
+            "bandwidth": 6.0,
+        }
     with torch.inference_mode():
         reference = ours(**inputs).audio
         audio = half(**inputs).audio
@@ -133,7 +147,9 @@ VARIANTS = {
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def small_case(request):
-    model = randomize_(model_for(small_config(VARIANTS[request.param][0], **VARIANTS[request.param][1])), seed=3).to(CUDA)
+    model = randomize_(model_for(small_config(VARIANTS[request.param][0], **VARIANTS[request.param][1])), seed=3).to(
+        CUDA
+    )
     generator = torch.Generator().manual_seed(4)
     if model.config.is_codes_model:
         inputs = {"codes": torch.randint(0, 1024, (8, 2, 173), generator=generator).to(CUDA), "bandwidth": 6.0}
@@ -211,7 +227,9 @@ def test_processor_to_gpu_model_round_trip(tmp_path):
     loaded = VocosModel.from_pretrained(tmp_path, device_map="cuda")
     assert loaded.device.type == "cuda"
     processor = VocosProcessor.from_pretrained(tmp_path)
-    inputs = processor(audio=[speech_like(24000, seed=1), speech_like(12000, seed=2)], sampling_rate=24000, return_tensors="pt")
+    inputs = processor(
+        audio=[speech_like(24000, seed=1), speech_like(12000, seed=2)], sampling_rate=24000, return_tensors="pt"
+    )
     with torch.inference_mode():
         on_gpu = loaded(**inputs)
         on_cpu = model.eval()(**inputs)

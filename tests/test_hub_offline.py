@@ -14,7 +14,15 @@ import pytest
 import torch
 from conftest import SMALL_ENCODEC, SMALL_MEL, fill_hub_cache, randomize_, speech_like, tiny_encodec_model
 
-from hf_vocos import VocosConfig, VocosEncodecConfig, VocosEncodecModel, VocosEncodecProcessor, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos import (
+    VocosConfig,
+    VocosEncodecConfig,
+    VocosEncodecModel,
+    VocosEncodecProcessor,
+    VocosFeatureExtractor,
+    VocosModel,
+    VocosProcessor,
+)
 
 USER_CODE = {
     "encodec": """
@@ -26,7 +34,8 @@ USER_CODE = {
     """,
     "codes": """
         model = VocosModel.from_pretrained("hf-audio/vocos-encodec-24khz")
-        codes = VocosProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")(audio=x, bandwidth=6.0, sampling_rate=24000)["codes"]
+        processor = VocosProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")
+        codes = processor(audio=x, bandwidth=6.0, sampling_rate=24000)["codes"]
         audio = model(codes=codes, bandwidth=6.0).audio
     """,
     "mel": """
@@ -40,10 +49,11 @@ USER_CODE = {
         processor = AutoProcessor.from_pretrained("hf-audio/vocos-encodec-24khz")
         model = AutoModel.from_pretrained("hf-audio/vocos-encodec-24khz")
         assert type(processor).__name__ == "VocosEncodecProcessor" and type(model).__name__ == "VocosEncodecModel"
-        assert type(AutoFeatureExtractor.from_pretrained("hf-audio/vocos-encodec-24khz")).__name__ == "VocosFeatureExtractor"
+        for repo in ("hf-audio/vocos-encodec-24khz", "hf-audio/vocos-mel-24khz"):
+            assert type(AutoFeatureExtractor.from_pretrained(repo)).__name__ == "VocosFeatureExtractor"
         mel = AutoProcessor.from_pretrained("hf-audio/vocos-mel-24khz")
-        assert type(mel).__name__ == "VocosProcessor" and type(AutoModel.from_pretrained("hf-audio/vocos-mel-24khz")).__name__ == "VocosModel"
-        assert type(AutoFeatureExtractor.from_pretrained("hf-audio/vocos-mel-24khz")).__name__ == "VocosFeatureExtractor"
+        mel_model = AutoModel.from_pretrained("hf-audio/vocos-mel-24khz")
+        assert type(mel).__name__ == "VocosProcessor" and type(mel_model).__name__ == "VocosModel"
         audio = model(**processor(audio=x, bandwidth=6.0, sampling_rate=24000)).audio
     """,
 }

@@ -23,7 +23,16 @@ LAYERS = [
     {"__init__", "__main__"},
 ]
 # What a checkpoint saved with its code carries (hf_vocos.with_remote_code): the model and its processor.
-MODEL_CODE = {"configuration_vocos", "feature_extraction_vocos", "capabilities", "checkpoint_formats", "inference_vocos", "streaming_vocos", "modeling_vocos", "processing_vocos"}
+MODEL_CODE = {
+    "configuration_vocos",
+    "feature_extraction_vocos",
+    "capabilities",
+    "checkpoint_formats",
+    "inference_vocos",
+    "streaming_vocos",
+    "modeling_vocos",
+    "processing_vocos",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -94,7 +103,7 @@ def test_no_import_cycles():
         state[name] = 1
         for target in sorted(graph.get(name, ())):
             if state.get(target) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(target):] + [target]))
+                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(target) :] + [target]))
             if target not in state:
                 visit(target, trail + [target])
         state[name] = 2

@@ -88,7 +88,9 @@ def test_encodec_parity_with_original(encodec_pair, bandwidth_id, bandwidth, imp
         torch.testing.assert_close(features, original.codes_to_features(codes), rtol=0, atol=1e-6)
     # The features path (embedding computed elsewhere) gives the same audio.
     with torch.no_grad():
-        torch.testing.assert_close(ours(input_features=features, bandwidth=bandwidth).audio, output.audio, rtol=0, atol=0)
+        torch.testing.assert_close(
+            ours(input_features=features, bandwidth=bandwidth).audio, output.audio, rtol=0, atol=0
+        )
     ours.inference_implementation = "auto"
 
 
@@ -246,13 +248,17 @@ def test_istft_equals_torch_istft(n_fft, hop, win, implementation):
     export, fold again when the hop does not divide n_fft) equal torch.istft(center=True)."""
     head = VocosModel(VocosConfig(**SMALL_MEL, n_fft=n_fft, hop_length=hop, win_length=win)).decoder
     generator = torch.Generator().manual_seed(n_fft)
-    spectrum = torch.complex(torch.randn(2, n_fft // 2 + 1, 37, generator=generator), torch.randn(2, n_fft // 2 + 1, 37, generator=generator))
+    spectrum = torch.complex(
+        torch.randn(2, n_fft // 2 + 1, 37, generator=generator), torch.randn(2, n_fft // 2 + 1, 37, generator=generator)
+    )
     expected = torch.istft(spectrum, n_fft, hop, win, torch.hann_window(win), center=True)
     frames = _spectrum_to_hidden_free_frames(head, spectrum, implementation)
     if implementation == "onnx":
         onnx = IMPLEMENTATIONS["onnx"]
         audio, envelope = onnx.overlap_add(head, frames), onnx.window_envelope(head, None, 37)
-        audio = head.normalize(audio[:, head.trim : audio.shape[-1] - head.trim], envelope[:, head.trim : envelope.shape[-1] - head.trim])
+        audio = head.normalize(
+            audio[:, head.trim : audio.shape[-1] - head.trim], envelope[:, head.trim : envelope.shape[-1] - head.trim]
+        )
     else:
         audio = head.synthesize(frames)
     torch.testing.assert_close(audio, expected, rtol=0, atol=1e-5)
@@ -260,7 +266,13 @@ def test_istft_equals_torch_istft(n_fft, hop, win, implementation):
 
 @pytest.mark.parametrize(
     "n_fft, hop, win, padding",
-    [(1024, 256, 1024, "center"), (1280, 320, 1280, "same"), (512, 128, 400, "center"), (48, 12, 40, "same"), (600, 150, 600, "center")],
+    [
+        (1024, 256, 1024, "center"),
+        (1280, 320, 1280, "same"),
+        (512, 128, 400, "center"),
+        (48, 12, 40, "same"),
+        (600, 150, 600, "center"),
+    ],
 )
 @pytest.mark.parametrize("num_frames, tile_frames", [(1, 4), (5, 1), (6, 2), (37, 3), (37, 16), (37, 64)])
 @pytest.mark.parametrize("masked", [False, True])
@@ -306,7 +318,9 @@ def test_hop_that_does_not_divide_n_fft():
 
 @pytest.mark.parametrize("tile_frames", [0, -3, 2.5, True])
 def test_tiled_implementation_refuses_a_bad_tile_size(tile_frames):
-    with pytest.raises(ValueError, match=r"`tile_frames` must be a positive integer, got " + re.escape(repr(tile_frames))):
+    with pytest.raises(
+        ValueError, match=r"`tile_frames` must be a positive integer, got " + re.escape(repr(tile_frames))
+    ):
         CPUTiledImplementation(tile_frames)
 
 
@@ -315,40 +329,114 @@ def test_same_padding_istft_equals_the_originals():
     head = VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)).decoder
     generator = torch.Generator().manual_seed(1)
     spectrum = torch.complex(torch.randn(2, 641, 29, generator=generator), torch.randn(2, 641, 29, generator=generator))
-    torch.testing.assert_close(head.synthesize(_spectrum_to_hidden_free_frames(head, spectrum, "eager")), original(spectrum), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        head.synthesize(_spectrum_to_hidden_free_frames(head, spectrum, "eager")), original(spectrum), rtol=0, atol=1e-5
+    )
 
 
 @pytest.fixture(scope="module")
 def small_models():
-    return randomize_(VocosModel(VocosConfig(**SMALL_MEL))), randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)))
+    return randomize_(VocosModel(VocosConfig(**SMALL_MEL))), randomize_(
+        VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC))
+    )
 
 
 @pytest.mark.parametrize(
     "variant, kwargs, error, match",
     [
         ("mel", {}, ValueError, "exactly one of `input_features`.*neither"),
-        ("mel", {"input_features": torch.zeros(1, 100, 5), "codes": torch.zeros(2, 1, 5, dtype=torch.long)}, ValueError, "exactly one.*both"),
+        (
+            "mel",
+            {"input_features": torch.zeros(1, 100, 5), "codes": torch.zeros(2, 1, 5, dtype=torch.long)},
+            ValueError,
+            "exactly one.*both",
+        ),
         ("mel", {"input_features": torch.zeros(1, 100, 5), "bandwidth": 1.5}, ValueError, "`bandwidth`.*mel model"),
         ("mel", {"codes": torch.zeros(2, 1, 5, dtype=torch.long)}, ValueError, "`codes`.*mel model"),
-        ("mel", {"input_features": torch.zeros(1, 80, 5)}, ValueError, r"`input_features`.*\(batch, 100, frames\).*\(1, 80, 5\)"),
-        ("mel", {"input_features": torch.zeros(1, 100, 5, dtype=torch.long)}, TypeError, "`input_features`.*floating-point.*int64"),
+        (
+            "mel",
+            {"input_features": torch.zeros(1, 80, 5)},
+            ValueError,
+            r"`input_features`.*\(batch, 100, frames\).*\(1, 80, 5\)",
+        ),
+        (
+            "mel",
+            {"input_features": torch.zeros(1, 100, 5, dtype=torch.long)},
+            TypeError,
+            "`input_features`.*floating-point.*int64",
+        ),
         ("mel", {"input_features": [[0.0] * 5] * 100}, TypeError, "`input_features`.*list"),
         ("mel", {"input_features": torch.zeros(1, 100, 0)}, ValueError, "`input_features`.*0 frames"),
-        ("mel", {"input_features": torch.full((1, 100, 5), float("nan"))}, ValueError, "`input_features`.*NaN or infinite"),
-        ("mel", {"input_features": torch.full((1, 100, 5), float("inf"))}, ValueError, "`input_features`.*NaN or infinite"),
-        ("mel", {"input_features": torch.zeros(2, 100, 5), "attention_mask": torch.ones(2, 4)}, ValueError, r"`attention_mask`.*\(2, 5\)"),
-        ("mel", {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.tensor([[0, 1, 1, 1, 1]])}, ValueError, "`attention_mask`.*right padding"),
-        ("mel", {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.zeros(1, 5)}, ValueError, "`attention_mask`.*no valid frame"),
+        (
+            "mel",
+            {"input_features": torch.full((1, 100, 5), float("nan"))},
+            ValueError,
+            "`input_features`.*NaN or infinite",
+        ),
+        (
+            "mel",
+            {"input_features": torch.full((1, 100, 5), float("inf"))},
+            ValueError,
+            "`input_features`.*NaN or infinite",
+        ),
+        (
+            "mel",
+            {"input_features": torch.zeros(2, 100, 5), "attention_mask": torch.ones(2, 4)},
+            ValueError,
+            r"`attention_mask`.*\(2, 5\)",
+        ),
+        (
+            "mel",
+            {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.tensor([[0, 1, 1, 1, 1]])},
+            ValueError,
+            "`attention_mask`.*right padding",
+        ),
+        (
+            "mel",
+            {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.zeros(1, 5)},
+            ValueError,
+            "`attention_mask`.*no valid frame",
+        ),
         ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long)}, ValueError, "`bandwidth` is required"),
         ("encodec", {"input_features": torch.zeros(1, 128, 5)}, ValueError, "`bandwidth` is required"),
         ("encodec", {"codes": torch.zeros(8, 1, 5), "bandwidth": 6.0}, TypeError, "`codes`.*integer dtype.*float32"),
-        ("encodec", {"codes": torch.full((8, 1, 5), 1024), "bandwidth": 6.0}, ValueError, r"`codes` values.*\[0, 1024\).*\[1024, 1024\]"),
+        (
+            "encodec",
+            {"codes": torch.full((8, 1, 5), 1024), "bandwidth": 6.0},
+            ValueError,
+            r"`codes` values.*\[0, 1024\).*\[1024, 1024\]",
+        ),
         ("encodec", {"codes": torch.full((8, 1, 5), -1), "bandwidth": 6.0}, ValueError, r"`codes` values.*\[0, 1024\)"),
-        ("encodec", {"codes": torch.zeros(4, 1, 5, dtype=torch.long), "bandwidth": 6.0}, ValueError, r"`codes` has 4 codebooks.*6 kbps uses 8"),
-        ("encodec", {"codes": torch.zeros(2, 1, 1, 5, dtype=torch.long), "bandwidth": 1.5}, ValueError, r"`codes` must have shape"),
-        ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": 24.0}, ValueError, r"`bandwidth`=24.0 kbps is not one of.*\[1.5, 3.0, 6.0, 12.0\]"),
-        ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": "6"}, TypeError, "`bandwidth` must be a number"),
-        ("encodec", {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": torch.tensor([6.0, 3.0])}, ValueError, "`bandwidth` must be a single number"),
+        (
+            "encodec",
+            {"codes": torch.zeros(4, 1, 5, dtype=torch.long), "bandwidth": 6.0},
+            ValueError,
+            r"`codes` has 4 codebooks.*6 kbps uses 8",
+        ),
+        (
+            "encodec",
+            {"codes": torch.zeros(2, 1, 1, 5, dtype=torch.long), "bandwidth": 1.5},
+            ValueError,
+            r"`codes` must have shape",
+        ),
+        (
+            "encodec",
+            {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": 24.0},
+            ValueError,
+            r"`bandwidth`=24.0 kbps is not one of.*\[1.5, 3.0, 6.0, 12.0\]",
+        ),
+        (
+            "encodec",
+            {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": "6"},
+            TypeError,
+            "`bandwidth` must be a number",
+        ),
+        (
+            "encodec",
+            {"codes": torch.zeros(8, 1, 5, dtype=torch.long), "bandwidth": torch.tensor([6.0, 3.0])},
+            ValueError,
+            "`bandwidth` must be a single number",
+        ),
     ],
 )
 def test_bad_inputs_raise(small_models, variant, kwargs, error, match):
@@ -412,7 +500,10 @@ def test_every_implementation_equals_eager(variant, implementation):
     for name in ("eager", implementation):
         model.inference_implementation = CPUTiledImplementation(tile_frames=64) if name == "cpu_tiled" else name
         with torch.no_grad():
-            outputs[name] = (model(input_features=features, **kwargs).audio, model(input_features=features, attention_mask=mask, **kwargs).audio)
+            outputs[name] = (
+                model(input_features=features, **kwargs).audio,
+                model(input_features=features, attention_mask=mask, **kwargs).audio,
+            )
     for plain, other in zip(outputs["eager"], outputs[implementation]):
         torch.testing.assert_close(other, plain, rtol=0, atol=1e-5)
 
@@ -439,7 +530,10 @@ def test_the_switch():
         assert model.implementation_for(features.to("meta")).name == "eager"  # the tiled path is the CPU's
     assert copy.deepcopy(model).inference_implementation == "cpu_tiled"
     for bad in ("fast", None, 1):
-        with pytest.raises(ValueError, match=r"`inference_implementation` must be one of \['auto', 'eager', 'cpu_tiled', 'accelerator', 'onnx'\]"):
+        with pytest.raises(
+            ValueError,
+            match=r"`inference_implementation` must be one of \['auto', 'eager', 'cpu_tiled', 'accelerator', 'onnx'\]",
+        ):
             model.inference_implementation = bad
 
 
@@ -552,7 +646,9 @@ def test_backbone_is_its_stages_in_order(variant):
             output = model.stage(index, hidden, bandwidth_id)
             for implementation in implementations:
                 given = hidden.clone()
-                torch.testing.assert_close(implementation.stage(model, index, given, bandwidth_id), output, rtol=0, atol=1e-5)
+                torch.testing.assert_close(
+                    implementation.stage(model, index, given, bandwidth_id), output, rtol=0, atol=1e-5
+                )
                 assert torch.equal(given, hidden)
             hidden = output
         assert torch.equal(hidden, model.backbone(features, None, bandwidth_id))
@@ -594,4 +690,6 @@ def test_torch_compile_equals_eager():
     with torch.no_grad():
         for frames in (40, 67):  # a second length exercises the dynamic-shape graph
             codes = torch.randint(0, 1024, (4, 2, frames), generator=generator)
-            torch.testing.assert_close(compiled(codes=codes, bandwidth=3.0).audio, model(codes=codes, bandwidth=3.0).audio, rtol=0, atol=1e-5)
+            torch.testing.assert_close(
+                compiled(codes=codes, bandwidth=3.0).audio, model(codes=codes, bandwidth=3.0).audio, rtol=0, atol=1e-5
+            )

@@ -44,7 +44,10 @@ def test_onnx_equals_eager_with_dynamic_shapes(exported):
                 inputs = {"input_features": torch.randn(batch_size, 100, frames, generator=generator)}
             else:
                 quantizers = model.config.num_quantizers_for_bandwidth(bandwidth)
-                inputs = {"codes": torch.randint(0, 1024, (quantizers, batch_size, frames), generator=generator), "bandwidth": bandwidth}
+                inputs = {
+                    "codes": torch.randint(0, 1024, (quantizers, batch_size, frames), generator=generator),
+                    "bandwidth": bandwidth,
+                }
             with torch.no_grad():
                 expected = model(**inputs, attention_mask=mask)
             output = onnx_model(**inputs, attention_mask=mask)

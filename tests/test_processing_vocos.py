@@ -134,7 +134,11 @@ def test_mel_processor_saves_no_encodec(tmp_path):
     VocosProcessor(VocosFeatureExtractor(padding="same")).save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preprocessor_config.json"]
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
-    assert saved["padding"] == "same" and saved["num_mel_bins"] == saved["feature_size"] == 100 and "stft_padding" not in saved
+    assert (
+        saved["padding"] == "same"
+        and saved["num_mel_bins"] == saved["feature_size"] == 100
+        and "stft_padding" not in saved
+    )
     VocosConfig(**SMALL_MEL).save_pretrained(tmp_path)
     for loaded in (VocosProcessor.from_pretrained(tmp_path), AutoProcessor.from_pretrained(tmp_path)):
         assert type(loaded) is VocosProcessor
@@ -149,7 +153,10 @@ def test_hub_pointer_instead_of_weights(tmp_path, encodec):
     assert not (tmp_path / "processor" / "audio_tokenizer").exists()
     config = json.loads((tmp_path / "processor" / "processor_config.json").read_text())
     # The Hub format's reference (what its own loader reads), and the class it names.
-    assert config["audio_tokenizer"] == {"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": "facebook/encodec_24khz"}
+    assert config["audio_tokenizer"] == {
+        "audio_tokenizer_class": "EncodecModel",
+        "audio_tokenizer_name_or_path": "facebook/encodec_24khz",
+    }
     assert config["processor_class"] == "VocosEncodecProcessor" and "encodec_name_or_path" not in config
     encodec.save_pretrained(tmp_path / "encodec")
     cache = tmp_path / "cache"
@@ -159,12 +166,17 @@ def test_hub_pointer_instead_of_weights(tmp_path, encodec):
     clip = speech_like(8000)
     torch.testing.assert_close(
         loaded(audio=clip, bandwidth=1.5, sampling_rate=24000)["codes"],
-        VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=encodec)(audio=clip, bandwidth=1.5, sampling_rate=24000)["codes"],
+        VocosProcessor(VocosFeatureExtractor(), audio_tokenizer=encodec)(
+            audio=clip, bandwidth=1.5, sampling_rate=24000
+        )["codes"],
     )
     # Saved again, it still points at the Hub (the tokenizer loaded from there included).
     loaded.save_pretrained(tmp_path / "again")
     assert not (tmp_path / "again" / "audio_tokenizer").exists()
-    assert json.loads((tmp_path / "again" / "processor_config.json").read_text())["audio_tokenizer"] == config["audio_tokenizer"]
+    assert (
+        json.loads((tmp_path / "again" / "processor_config.json").read_text())["audio_tokenizer"]
+        == config["audio_tokenizer"]
+    )
 
 
 def test_user_supplied_tokenizer_overrides_saved_one(tmp_path, encodec_processor):
@@ -177,19 +189,51 @@ def test_user_supplied_tokenizer_overrides_saved_one(tmp_path, encodec_processor
     "kwargs, error, match",
     [
         ({}, ValueError, "exactly one of `audio` and `codes`.*neither"),
-        ({"audio": np.zeros(4000, np.float32), "codes": torch.zeros(4, 1, 5, dtype=torch.long)}, ValueError, "exactly one.*both"),
+        (
+            {"audio": np.zeros(4000, np.float32), "codes": torch.zeros(4, 1, 5, dtype=torch.long)},
+            ValueError,
+            "exactly one.*both",
+        ),
         ({"audio": np.zeros(4000, np.float32), "sampling_rate": 24000}, ValueError, "EnCodec checkpoint.*`bandwidth`"),
-        ({"audio": np.zeros(4000, np.float32), "bandwidth": 5.0, "sampling_rate": 24000}, ValueError, r"`bandwidth`=5.0.*\[1.5, 3.0, 6.0, 12.0, 24.0\]"),
-        ({"audio": np.zeros(4000, np.float32), "bandwidth": 6.0, "sampling_rate": 16000}, ValueError, "`sampling_rate`=16000"),
-        ({"audio": np.zeros((4000, 2), np.float32), "bandwidth": 6.0, "sampling_rate": 24000}, ValueError, r"`audio`.*\(samples, channels\)"),
-        ({"audio": np.full(4000, np.nan, np.float32), "bandwidth": 6.0, "sampling_rate": 24000}, ValueError, "`audio`.*NaN"),
+        (
+            {"audio": np.zeros(4000, np.float32), "bandwidth": 5.0, "sampling_rate": 24000},
+            ValueError,
+            r"`bandwidth`=5.0.*\[1.5, 3.0, 6.0, 12.0, 24.0\]",
+        ),
+        (
+            {"audio": np.zeros(4000, np.float32), "bandwidth": 6.0, "sampling_rate": 16000},
+            ValueError,
+            "`sampling_rate`=16000",
+        ),
+        (
+            {"audio": np.zeros((4000, 2), np.float32), "bandwidth": 6.0, "sampling_rate": 24000},
+            ValueError,
+            r"`audio`.*\(samples, channels\)",
+        ),
+        (
+            {"audio": np.full(4000, np.nan, np.float32), "bandwidth": 6.0, "sampling_rate": 24000},
+            ValueError,
+            "`audio`.*NaN",
+        ),
         ({"audio": np.zeros(0, np.float32), "bandwidth": 6.0, "sampling_rate": 24000}, ValueError, "`audio`.*empty"),
         ({"codes": torch.zeros(4, 1, 5, dtype=torch.long)}, ValueError, "`bandwidth`.*required with `codes`"),
         ({"codes": torch.zeros(4, 1, 5), "bandwidth": 3.0}, TypeError, "`codes`.*integer dtype"),
-        ({"codes": [torch.zeros(4, 5, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long)], "bandwidth": 3.0}, ValueError, r"`codes\[1\]` has 2 codebooks"),
-        ({"codes": [torch.zeros(4, 1, 5, dtype=torch.long)], "bandwidth": 3.0}, ValueError, r"`codes\[0\]` must have shape"),
+        (
+            {"codes": [torch.zeros(4, 5, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long)], "bandwidth": 3.0},
+            ValueError,
+            r"`codes\[1\]` has 2 codebooks",
+        ),
+        (
+            {"codes": [torch.zeros(4, 1, 5, dtype=torch.long)], "bandwidth": 3.0},
+            ValueError,
+            r"`codes\[0\]` must have shape",
+        ),
         ({"codes": "0 1 2", "bandwidth": 3.0}, TypeError, "`codes`.*str"),
-        ({"codes": torch.zeros(4, 1, 5, dtype=torch.long), "bandwidth": 3.0, "return_tensors": "tf"}, ValueError, "`return_tensors`"),
+        (
+            {"codes": torch.zeros(4, 1, 5, dtype=torch.long), "bandwidth": 3.0, "return_tensors": "tf"},
+            ValueError,
+            "`return_tensors`",
+        ),
     ],
 )
 def test_bad_inputs_raise(encodec_processor, kwargs, error, match):
@@ -234,5 +278,10 @@ def test_push_to_hub_uploads_the_audio_tokenizer(monkeypatch, tmp_path, encodec_
     monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *args, **kwargs: ModelCard("---\n---\n"))
     encodec_processor.push_to_hub("me/my-vocos")
     encodec_processor.save_pretrained(tmp_path / "my-vocos-2", push_to_hub=True)
-    expected = ["README.md", "audio_tokenizer/config.json", "audio_tokenizer/model.safetensors", "processor_config.json"]
+    expected = [
+        "README.md",
+        "audio_tokenizer/config.json",
+        "audio_tokenizer/model.safetensors",
+        "processor_config.json",
+    ]
     assert recording.uploads == {"me/my-vocos": expected, "my-vocos-2": expected}

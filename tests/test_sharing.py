@@ -56,7 +56,11 @@ def test_checkpoint_with_code_loads_without_hf_vocos(tmp_path, variant):
     }
     for module in (tmp_path / "checkpoint").glob("*.py"):  # the code that travels imports no hf_vocos
         assert not re.search(r"^\s*(from|import)\s+hf_vocos", module.read_text(), re.MULTILINE), module.name
-    names = ("VocosModel", "VocosProcessor", "VocosConfig") if variant == "mel" else ("VocosEncodecModel", "VocosEncodecProcessor", "VocosEncodecConfig")
+    names = (
+        ("VocosModel", "VocosProcessor", "VocosConfig")
+        if variant == "mel"
+        else ("VocosEncodecModel", "VocosEncodecProcessor", "VocosEncodecConfig")
+    )
 
     clip = speech_like(20000, seed=43)
     np.save(tmp_path / "clip.npy", clip)
@@ -70,7 +74,8 @@ def test_checkpoint_with_code_loads_without_hf_vocos(tmp_path, variant):
         processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
         assert type(model).__name__ == {names[0]!r} and type(processor).__name__ == {names[1]!r}
         assert type(AutoConfig.from_pretrained(folder, trust_remote_code=True)).__name__ == {names[2]!r}
-        assert type(AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)).__name__ == "VocosFeatureExtractor"
+        extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+        assert type(extractor).__name__ == "VocosFeatureExtractor"
         with torch.no_grad():
             audio = model(**processor(audio=np.load({str(tmp_path / "clip.npy")!r}), sampling_rate=24000{kwargs})).audio
         np.save({str(tmp_path / "audio.npy")!r}, audio.numpy())
@@ -81,7 +86,9 @@ def test_checkpoint_with_code_loads_without_hf_vocos(tmp_path, variant):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     with torch.no_grad():
-        expected = model(**processor(audio=clip, sampling_rate=24000, **({} if variant == "mel" else {"bandwidth": 6.0}))).audio
+        expected = model(
+            **processor(audio=clip, sampling_rate=24000, **({} if variant == "mel" else {"bandwidth": 6.0}))
+        ).audio
     np.testing.assert_allclose(np.load(tmp_path / "audio.npy"), expected.numpy(), rtol=0, atol=1e-6)
 
 
@@ -112,7 +119,9 @@ def test_model_card_names_the_repository_and_both_ways_to_load(variant):
     assert "source checkpoint: `charactr/vocos-x`" in card and "sampling rate: 24000 Hz" in card
     assert ("bandwidth=6.0" in card) == (variant == "encodec")
     # A checkpoint saved without its code must not promise the trust_remote_code route.
-    without = model_card(config, VocosFeatureExtractor(), "charactr/vocos-x", "mit", repo_id="me/my-vocos", with_code=False)
+    without = model_card(
+        config, VocosFeatureExtractor(), "charactr/vocos-x", "mit", repo_id="me/my-vocos", with_code=False
+    )
     assert "trust_remote_code" not in without and without.count('from_pretrained("me/my-vocos")') == 2
 
 
@@ -124,9 +133,13 @@ def test_broken_audio_backend_gives_one_clear_message(tmp_path, package):
         f'raise OSError("lib{package}.so: undefined symbol: _ZN3c1017RegisterOperatorsD1Ev")\n'
     )
     (fake / f"{package}-2.9.0.dist-info").mkdir()
-    (fake / f"{package}-2.9.0.dist-info" / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 2.9.0\n")
+    (fake / f"{package}-2.9.0.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {package}\nVersion: 2.9.0\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-c", "import hf_vocos"], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", "import hf_vocos"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("hf_vocos._environment.BrokenEnvironmentError: ")
@@ -137,6 +150,9 @@ def test_broken_audio_backend_gives_one_clear_message(tmp_path, package):
 
 
 def test_old_transformers_gives_one_clear_message():
-    with pytest.raises(BrokenEnvironmentError, match=r"needs transformers >= 5.23, but transformers 4.46.0 is installed.*pip install -U"):
+    with pytest.raises(
+        BrokenEnvironmentError,
+        match=r"needs transformers >= 5.23, but transformers 4.46.0 is installed.*pip install -U",
+    ):
         check_transformers("4.46.0")
     check_transformers("5.23.0")

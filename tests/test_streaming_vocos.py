@@ -6,7 +6,14 @@ import pytest
 import torch
 from conftest import SMALL_ENCODEC, SMALL_MEL, model_for, randomize_, small_config
 
-from hf_vocos import VocosConfig, VocosEncodecConfig, VocosEncodecModel, VocosFeatureExtractor, VocosModel, VocosProcessor
+from hf_vocos import (
+    VocosConfig,
+    VocosEncodecConfig,
+    VocosEncodecModel,
+    VocosFeatureExtractor,
+    VocosModel,
+    VocosProcessor,
+)
 from hf_vocos.inference_vocos import EagerImplementation
 from hf_vocos.streaming_vocos import VocosStreamingDecoder
 
@@ -67,7 +74,15 @@ def test_stream_takes_numpy_and_empty_chunks(case):
     model, inputs, kwargs, full = case
     (tensor,) = inputs.values()
     empty = tensor[..., :0]
-    pieces = [empty, tensor[..., :50].numpy(), empty.numpy(), tensor[..., 50:51], empty, tensor[..., 51:].numpy(), empty]
+    pieces = [
+        empty,
+        tensor[..., :50].numpy(),
+        empty.numpy(),
+        tensor[..., 50:51],
+        empty,
+        tensor[..., 51:].numpy(),
+        empty,
+    ]
     with torch.no_grad():
         streamed = list(model.stream(pieces, **kwargs))
     assert all(piece.shape[0] == 2 and piece.shape[1] > 0 for piece in streamed)
@@ -76,9 +91,15 @@ def test_stream_takes_numpy_and_empty_chunks(case):
     assert decoder.push(empty).shape == (2, 0)
     # An empty chunk is checked like any other: the wrong channel or codebook count is refused.
     if model.config.is_codes_model:
-        bad, match = empty[:7], r"^`chunk` \(codes of shape \(7, 2, 0\), pushed after 0 frames\): `codes` has 7 codebooks"
+        bad, match = (
+            empty[:7],
+            r"^`chunk` \(codes of shape \(7, 2, 0\), pushed after 0 frames\): `codes` has 7 codebooks",
+        )
     else:
-        bad, match = empty[:, :99], r"^`chunk` \(features of shape \(2, 99, 0\), pushed after 0 frames\): `input_features` must"
+        bad, match = (
+            empty[:, :99],
+            r"^`chunk` \(features of shape \(2, 99, 0\), pushed after 0 frames\): `input_features` must",
+        )
     with pytest.raises(ValueError, match=match):
         decoder.push(bad)
     assert decoder.flush().shape == (2, 0)
@@ -89,7 +110,9 @@ def test_bad_stream_arguments_raise_at_the_call():
     called, not at the first `next()`. A single tensor is refused: iterating it would split its batch axis."""
     mel = randomize_(VocosModel(VocosConfig(**SMALL_MEL)))
     encodec = randomize_(VocosEncodecModel(VocosEncodecConfig(**SMALL_ENCODEC)))
-    with pytest.raises(TypeError, match=r"`chunks` must be an iterable of chunks .* got a single Tensor of shape \(2, 100, 30\)"):
+    with pytest.raises(
+        TypeError, match=r"`chunks` must be an iterable of chunks .* got a single Tensor of shape \(2, 100, 30\)"
+    ):
         mel.stream(torch.randn(2, 100, 30))
     with pytest.raises(TypeError, match=r"`chunks` must be an iterable .* got a single ndarray"):
         mel.stream(torch.randn(2, 100, 30).numpy())
@@ -147,7 +170,9 @@ def test_bfloat16_stream_equals_the_bfloat16_forward(case):
     (tensor,) = inputs.values()
     with torch.no_grad():
         full = half(**inputs, **kwargs).audio
-        streamed = torch.cat(list(half.stream((tensor[..., start : start + 11] for start in range(0, 173, 11)), **kwargs)), -1)
+        streamed = torch.cat(
+            list(half.stream((tensor[..., start : start + 11] for start in range(0, 173, 11)), **kwargs)), -1
+        )
     assert streamed.dtype == full.dtype == torch.float32
     torch.testing.assert_close(streamed, full, rtol=0, atol=1e-5)
 
@@ -254,14 +279,23 @@ def test_bad_stream_inputs_raise():
     with pytest.raises(ValueError, match="`bandwidth` is required"):
         VocosStreamingDecoder(model)
     decoder = VocosStreamingDecoder(model, bandwidth=1.5)
-    with pytest.raises(ValueError, match=r"^`chunk` \(codes of shape \(4, 1, 5\), pushed after 0 frames\): `codes` has 4 codebooks, but 1.5 kbps uses 2"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^`chunk` \(codes of shape \(4, 1, 5\), pushed after 0 frames\): `codes` has 4 codebooks, but 1.5 kbps "
+            r"uses 2"
+        ),
+    ):
         decoder.push(torch.zeros(4, 1, 5, dtype=torch.long))
     with pytest.raises(TypeError, match="`chunk` must be a torch.Tensor"):
         decoder.push([[0, 1]])
     decoder.push(torch.zeros(2, 1, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="batch size 3, but this stream started with 1"):
         decoder.push(torch.zeros(2, 3, 5, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"^`chunk` \(codes of shape \(2, 1, 3\), pushed after 5 frames\): `codes` values must lie in \[0, 1024\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^`chunk` \(codes of shape \(2, 1, 3\), pushed after 5 frames\): `codes` values must lie in \[0, 1024\)",
+    ):
         decoder.push(torch.full((2, 1, 3), 1024))
 
 

@@ -101,9 +101,22 @@ def test_training_on_feature_audio_pairs(clips, tmp_path):
     for seed in range(3):
         audio = speech_like(24000, seed=seed)
         features = extractor(audio, sampling_rate=24000)["input_features"][0]
-        np.save(pairs / f"utt{seed}.npy", features + 0.05 * np.random.default_rng(seed).standard_normal(features.shape).astype(np.float32))
+        np.save(
+            pairs / f"utt{seed}.npy",
+            features + 0.05 * np.random.default_rng(seed).standard_normal(features.shape).astype(np.float32),
+        )
         soundfile.write(pairs / f"utt{seed}.wav", audio[: (features.shape[-1] - 1) * 256], 24000, subtype="FLOAT")
-    trainer = VocosTrainer(tiny_config(clips, tmp_path, train_data=str(pairs), data_format="pairs", validation_data=str(pairs), max_steps=30, learning_rate=3e-3))
+    trainer = VocosTrainer(
+        tiny_config(
+            clips,
+            tmp_path,
+            train_data=str(pairs),
+            data_format="pairs",
+            validation_data=str(pairs),
+            max_steps=30,
+            learning_rate=3e-3,
+        )
+    )
     features, audio = trainer.sampler.batch(0)
     assert features.shape == (2, 100, trainer.crop_frames) and audio.shape == (2, (trainer.crop_frames - 1) * 256)
     losses = [trainer.step()["generator/total"] for _ in range(30)]
@@ -147,17 +160,37 @@ def test_empty_dataset_raises(clips, tmp_path):
 
 def test_train_command(clips, tmp_path):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"train_data": str(clips / "train"), "model_config": TINY, "batch_size": 2, "crop_seconds": 0.25, "losses": ["mel"], "discriminators": [], "max_steps": 2}))
+    config.write_text(
+        json.dumps(
+            {
+                "train_data": str(clips / "train"),
+                "model_config": TINY,
+                "batch_size": 2,
+                "crop_seconds": 0.25,
+                "losses": ["mel"],
+                "discriminators": [],
+                "max_steps": 2,
+            }
+        )
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "hf_vocos", "train", "--config", str(config), "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert "train: 2 steps" in result.stderr
     assert isinstance(VocosModel.from_pretrained(tmp_path / "out" / "model"), VocosModel)
     (tmp_path / "bad.yaml").write_text("train_data: x\nlearning_rat: 0.1\n")
-    bad = subprocess.run([sys.executable, "-m", "hf_vocos", "train", "--config", str(tmp_path / "bad.yaml")], capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [sys.executable, "-m", "hf_vocos", "train", "--config", str(tmp_path / "bad.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 1 and "unknown settings ['learning_rat']" in bad.stderr
 
 

@@ -28,7 +28,6 @@ from .processing_vocos import VocosEncodecProcessor, VocosProcessor  # noqa: E40
 from .sharing import with_remote_code  # noqa: E402
 from .version import __version__  # noqa: E402
 
-
 __all__ = [
     "CPUTiledImplementation",
     "InferenceImplementation",
@@ -44,7 +43,8 @@ __all__ = [
     "VocosPreTrainedModel",
     "VocosProcessor",
     "VocosStreamingDecoder",
-    "with_remote_code", "__version__",
+    "with_remote_code",
+    "__version__",
 ]
 
 # Tolerant of a transformers that registers these model types itself (exist_ok).

@@ -133,7 +133,9 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sampling_rate: int, s
         raise AudioError(f"{path}: unsupported output format {path.suffix!r} (use .wav, .flac, .ogg or .mp3)")
     if subtype is None:
         subtype = {"WAV": "FLOAT", "FLAC": "PCM_24"}.get(format)
-    return atomic_write(path, lambda temporary: soundfile.write(temporary, audio, sampling_rate, format=format, subtype=subtype))
+    return atomic_write(
+        path, lambda temporary: soundfile.write(temporary, audio, sampling_rate, format=format, subtype=subtype)
+    )
 
 
 def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:

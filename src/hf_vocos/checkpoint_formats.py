@@ -215,7 +215,9 @@ def read_original_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConversionError(f"{path}: no such file (an original Vocos checkpoint has a {ORIGINAL_CONFIG_NAME})") from None
+        raise ConversionError(
+            f"{path}: no such file (an original Vocos checkpoint has a {ORIGINAL_CONFIG_NAME})"
+        ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConversionError(f"{path}: not valid YAML ({_first_line(error)})") from None
     if isinstance(document, dict) and "feature_extractor" not in document and isinstance(document.get("model"), dict):
@@ -308,7 +310,8 @@ def configs_from_original(original: dict[str, dict[str, Any]]):
         return config, extractor
     if backbone["adanorm_num_embeddings"] is not None:
         raise ConversionError(
-            "config.yaml: a mel model with backbone.adanorm_num_embeddings (bandwidth-conditioned norms) is not supported"
+            "config.yaml: a mel model with backbone.adanorm_num_embeddings (bandwidth-conditioned norms) is not "
+            "supported"
         )
     if backbone["input_channels"] != features["n_mels"]:
         raise ConversionError(
@@ -359,10 +362,14 @@ def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         # A Lightning checkpoint of the original's training run: keep the generator.
         loaded = {
-            key: value for key, value in loaded["state_dict"].items() if key.startswith(("feature_extractor.", "backbone.", "head."))
+            key: value
+            for key, value in loaded["state_dict"].items()
+            if key.startswith(("feature_extractor.", "backbone.", "head."))
         }
     if not isinstance(loaded, dict) or not loaded:
-        raise ConversionError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(loaded).__name__}")
+        raise ConversionError(
+            f"{path}: expected a state dict (a mapping of names to tensors), got {type(loaded).__name__}"
+        )
     not_tensors = sorted(key for key, value in loaded.items() if not isinstance(value, torch.Tensor))
     if not_tensors:
         raise ConversionError(f"{path}: entries that are not tensors: {not_tensors[:5]}")

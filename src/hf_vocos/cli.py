@@ -42,7 +42,8 @@ class Report:
     def summary(self) -> int:
         elapsed = time.perf_counter() - self.started
         rtf = f" (RTF {elapsed / self.audio_seconds:.3f})" if self.audio_seconds else ""
-        line = f"{self.command}: {self.done} file{'s' if self.done != 1 else ''}, {self.audio_seconds:.1f} s of audio in {elapsed:.1f} s{rtf}"
+        files = f"{self.done} file{'s' if self.done != 1 else ''}"
+        line = f"{self.command}: {files}, {self.audio_seconds:.1f} s of audio in {elapsed:.1f} s{rtf}"
         if self.failures:
             line += f"; {len(self.failures)} failed:"
         print(line, file=sys.stderr)
@@ -194,9 +195,13 @@ def load_array(path: Path, vocoder, codes: bool) -> np.ndarray:
             raise ValueError(f"codes must be integers, got {array.dtype}")
         expected = config.num_quantizers_for_bandwidth(vocoder.bandwidth)
         if array.ndim != 2 or array.shape[0] != expected:
-            raise ValueError(f"codes must have shape ({expected}, frames) at {vocoder.bandwidth:g} kbps, got {array.shape}")
+            raise ValueError(
+                f"codes must have shape ({expected}, frames) at {vocoder.bandwidth:g} kbps, got {array.shape}"
+            )
         if array.size and (array.min() < 0 or array.max() >= config.codebook_size):
-            raise ValueError(f"codes must lie in [0, {config.codebook_size}), got values in [{array.min()}, {array.max()}]")
+            raise ValueError(
+                f"codes must lie in [0, {config.codebook_size}), got values in [{array.min()}, {array.max()}]"
+            )
         return array.astype(np.int64)
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"features must be floating point, got {array.dtype}")
@@ -265,7 +270,9 @@ def plot_result(target: Path, vocoder, source: Path, given: np.ndarray, result: 
 def build_parser() -> argparse.ArgumentParser:
     from .version import __version__
 
-    parser = argparse.ArgumentParser(prog="hf-vocos", description="Vocos neural vocoder: audio, log-mel and EnCodec codes.")
+    parser = argparse.ArgumentParser(
+        prog="hf-vocos", description="Vocos neural vocoder: audio, log-mel and EnCodec codes."
+    )
     parser.add_argument("--version", action="version", version=f"hf_vocos {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
@@ -291,21 +298,47 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info lines")
 
     def audio_out(sub):
-        sub.add_argument("--format", default="wav", choices=["wav", "flac", "ogg", "mp3"], help="output format (default wav)")
+        sub.add_argument(
+            "--format", default="wav", choices=["wav", "flac", "ogg", "mp3"], help="output format (default wav)"
+        )
         sub.add_argument("--subtype", help="soundfile subtype, e.g. PCM_16 (default: float for wav, 24-bit for flac)")
         sub.add_argument("--plot", action="store_true", help="also write a PNG of input and output spectrograms")
 
     # (command, help, input metavar, input help, --bandwidth help, writes audio)
     audio_inputs = "audio files or folders (searched recursively)"
     for name, description, metavar, inputs, bandwidth, writes_audio in (
-        ("resynth", "copy-synthesis: audio files in, vocoded audio out", "IN", audio_inputs,
-         "kbps, for EnCodec models: resynthesize through EnCodec codes at this bandwidth", True),
-        ("analyze", "audio files in, log-mel features (or EnCodec codes) as .npy out", "IN", audio_inputs,
-         "kbps, for EnCodec models: write codes at this bandwidth", False),
-        ("synthesize", "log-mel features (.npy, (n_mels, frames)) in, audio out", "FEATURES", ".npy files or folders",
-         "kbps, for bandwidth-conditioned models", True),
-        ("decode-codes", "EnCodec codes (.npy, (num_quantizers, frames)) in, audio out", "CODES", ".npy files or folders",
-         "kbps the codes were made at (required)", True),
+        (
+            "resynth",
+            "copy-synthesis: audio files in, vocoded audio out",
+            "IN",
+            audio_inputs,
+            "kbps, for EnCodec models: resynthesize through EnCodec codes at this bandwidth",
+            True,
+        ),
+        (
+            "analyze",
+            "audio files in, log-mel features (or EnCodec codes) as .npy out",
+            "IN",
+            audio_inputs,
+            "kbps, for EnCodec models: write codes at this bandwidth",
+            False,
+        ),
+        (
+            "synthesize",
+            "log-mel features (.npy, (n_mels, frames)) in, audio out",
+            "FEATURES",
+            ".npy files or folders",
+            "kbps, for bandwidth-conditioned models",
+            True,
+        ),
+        (
+            "decode-codes",
+            "EnCodec codes (.npy, (num_quantizers, frames)) in, audio out",
+            "CODES",
+            ".npy files or folders",
+            "kbps the codes were made at (required)",
+            True,
+        ),
     ):
         sub = commands.add_parser(name, help=description)
         sub.add_argument("inputs", nargs="+", metavar=metavar, help=inputs)

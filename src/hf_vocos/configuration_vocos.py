@@ -97,28 +97,41 @@ class VocosConfig(PreTrainedConfig):
         for name in self._positive_ints():
             setattr(self, name, _positive_int(name, getattr(self, name)))
         if self.kernel_size % 2 == 0:
-            raise ValueError(f"{type(self).__name__}: `kernel_size` must be odd (the convolutions are 'same' padded), got {self.kernel_size}.")
+            raise ValueError(
+                f"{type(self).__name__}: `kernel_size` must be odd (the convolutions are 'same' padded), got "
+                f"{self.kernel_size}."
+            )
         if self.padding is None:
             self.padding = self.kernel_size // 2
         if self.padding != self.kernel_size // 2:
             raise ValueError(
-                f"{type(self).__name__}: `padding` must be kernel_size // 2 = {self.kernel_size // 2} (the convolutions "
+                f"{type(self).__name__}: `padding` must be kernel_size // 2 = {self.kernel_size // 2} (the "
+                "convolutions "
                 f"keep the frame count), got {self.padding!r}."
             )
         if self.n_fft % 2:
-            raise ValueError(f"{type(self).__name__}: `n_fft` must be even (the head predicts n_fft // 2 + 1 bins), got {self.n_fft}.")
+            raise ValueError(
+                f"{type(self).__name__}: `n_fft` must be even (the head predicts n_fft // 2 + 1 bins), got "
+                f"{self.n_fft}."
+            )
         self.win_length = self.n_fft if self.win_length is None else _positive_int("win_length", self.win_length)
         if self.win_length > self.n_fft:
-            raise ValueError(f"{type(self).__name__}: `win_length` ({self.win_length}) must not exceed `n_fft` ({self.n_fft}).")
+            raise ValueError(
+                f"{type(self).__name__}: `win_length` ({self.win_length}) must not exceed `n_fft` ({self.n_fft})."
+            )
         if self.hop_length >= self.win_length:
             raise ValueError(
                 f"{type(self).__name__}: `hop_length` ({self.hop_length}) must be smaller than `win_length` "
                 f"({self.win_length}), or the overlap-add leaves samples that no window covers."
             )
         if self.istft_padding not in ("center", "same"):
-            raise ValueError(f"{type(self).__name__}: `istft_padding` must be 'center' or 'same', got {self.istft_padding!r}.")
+            raise ValueError(
+                f"{type(self).__name__}: `istft_padding` must be 'center' or 'same', got {self.istft_padding!r}."
+            )
         if self.hidden_act not in ACT2FN:
-            raise ValueError(f"{type(self).__name__}: `hidden_act` {self.hidden_act!r} is not a known activation (see ACT2FN).")
+            raise ValueError(
+                f"{type(self).__name__}: `hidden_act` {self.hidden_act!r} is not a known activation (see ACT2FN)."
+            )
         for name in ("layer_norm_eps", "max_magnitude", "initializer_range"):
             setattr(self, name, _positive_float(name, getattr(self, name)))
         if self.layer_scale_init_value is None:
@@ -127,7 +140,16 @@ class VocosConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     def _positive_ints(self) -> tuple[str, ...]:
-        return ("n_mels", "hidden_size", "intermediate_size", "num_layers", "kernel_size", "n_fft", "hop_length", "sample_rate")
+        return (
+            "n_mels",
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "kernel_size",
+            "n_fft",
+            "hop_length",
+            "sample_rate",
+        )
 
     def _take_legacy_fields(self, kwargs: dict) -> dict:
         """Older field names given at construction (`input_channels`, `hidden_dim`, `spec_padding`, ...) set the
@@ -258,12 +280,16 @@ class VocosEncodecConfig(VocosConfig):
         super().__post_init__(**kwargs)
         bandwidths = list(ENCODEC_BANDWIDTHS) if self.bandwidths is None else self.bandwidths
         if not isinstance(bandwidths, (list, tuple)) or len(bandwidths) == 0:
-            raise ValueError(f"VocosEncodecConfig: `bandwidths` must be a non-empty list of kbps values, got {bandwidths!r}.")
+            raise ValueError(
+                f"VocosEncodecConfig: `bandwidths` must be a non-empty list of kbps values, got {bandwidths!r}."
+            )
         self.bandwidths = [_positive_float("bandwidths", value) for value in bandwidths]
         if len(set(self.bandwidths)) != len(self.bandwidths):
             raise ValueError(f"VocosEncodecConfig: `bandwidths` has repeated values: {self.bandwidths}.")
         if not isinstance(self.use_adaptive_norm, bool):
-            raise ValueError(f"VocosEncodecConfig: `use_adaptive_norm` must be True or False, got {self.use_adaptive_norm!r}.")
+            raise ValueError(
+                f"VocosEncodecConfig: `use_adaptive_norm` must be True or False, got {self.use_adaptive_norm!r}."
+            )
         needed = max(self.num_quantizers_for_bandwidth(bandwidth) for bandwidth in self.bandwidths)
         if self.num_quantizers is None:
             self.num_quantizers = needed * self.codebook_size
@@ -271,7 +297,8 @@ class VocosEncodecConfig(VocosConfig):
         if self.num_quantizers % self.codebook_size or self.num_quantizers < needed * self.codebook_size:
             raise ValueError(
                 f"VocosEncodecConfig: `num_quantizers` ({self.num_quantizers}) must be whole codebooks of "
-                f"{self.codebook_size} rows, at least the {needed} codebooks that {max(self.bandwidths):g} kbps needs at "
+                f"{self.codebook_size} rows, at least the {needed} codebooks that {max(self.bandwidths):g} kbps needs "
+                "at "
                 f"{self.frame_rate:g} frames/s ({needed * self.codebook_size} rows)."
             )
 

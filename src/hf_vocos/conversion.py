@@ -222,7 +222,9 @@ def _test_signal(sampling_rate: int, seconds: float = 1.0) -> torch.Tensor:
     f0 = 110 + 90 * t + 8 * torch.sin(2 * math.pi * 5 * t)
     phase = 2 * math.pi * torch.cumsum(f0, 0) / sampling_rate
     signal = sum(torch.sin(k * phase) / k for k in range(1, 30))
-    signal = signal * (0.6 + 0.4 * torch.sin(2 * math.pi * 3 * t)) + 0.05 * torch.randn(t.shape, generator=generator, dtype=torch.float64)
+    signal = signal * (0.6 + 0.4 * torch.sin(2 * math.pi * 3 * t)) + 0.05 * torch.randn(
+        t.shape, generator=generator, dtype=torch.float64
+    )
     return (0.4 * signal / signal.abs().max()).float()[None]
 
 
@@ -248,14 +250,18 @@ def verify_against_original(model, extractor: VocosFeatureExtractor, config_path
     if config.is_codes_model:
         generator = torch.Generator().manual_seed(0)
         for index, bandwidth in enumerate(config.bandwidths):
-            codes = torch.randint(0, config.codebook_size, (config.num_quantizers_for_bandwidth(bandwidth), 1, 150), generator=generator)
+            codes = torch.randint(
+                0, config.codebook_size, (config.num_quantizers_for_bandwidth(bandwidth), 1, 150), generator=generator
+            )
             ours = model(codes=codes, bandwidth=bandwidth).audio
             features = model.codes_to_features(codes, bandwidth).float()
             kwargs = {"bandwidth_id": torch.tensor([index])} if config.use_adaptive_norm else {}
             theirs = head(backbone(features, **kwargs))
             cases[f"codes at {bandwidth:g} kbps"] = float((ours - theirs).abs().max())
     else:
-        features = torch.from_numpy(extractor(_test_signal(extractor.sampling_rate), sampling_rate=extractor.sampling_rate)["input_features"])
+        features = torch.from_numpy(
+            extractor(_test_signal(extractor.sampling_rate), sampling_rate=extractor.sampling_rate)["input_features"]
+        )
         ours = model(input_features=features).audio
         theirs = head(backbone(features))
         cases["log-mel of a test signal"] = float((ours - theirs).abs().max())

@@ -36,7 +36,9 @@ logger = logging.getLogger("hf_vocos")
 
 def is_saved_dataset(path: Path) -> bool:
     """Whether `path` is a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
-    return path.is_dir() and any((path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json"))
+    return path.is_dir() and any(
+        (path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")
+    )
 
 
 def _audio_struct() -> dict:
@@ -57,9 +59,13 @@ def add_dataset_parser(commands, common) -> None:
     parser.add_argument("operation", choices=["resynth", "analyze"])
     parser.add_argument("source", help="an audio folder, a folder saved with save_to_disk, or a Hub dataset name")
     common(parser, "kbps, for EnCodec models")
-    parser.add_argument("--split", default=None, help="split of a DatasetDict or Hub dataset (default: train, or the only one)")
+    parser.add_argument(
+        "--split", default=None, help="split of a DatasetDict or Hub dataset (default: train, or the only one)"
+    )
     parser.add_argument("--audio-column", default="audio")
-    parser.add_argument("--num-shards", type=int, default=16, help="work units; a rerun skips finished ones (default 16)")
+    parser.add_argument(
+        "--num-shards", type=int, default=16, help="work units; a rerun skips finished ones (default 16)"
+    )
     parser.add_argument("--output-format", default="arrow", choices=["arrow", "parquet"], help="the merged result")
 
 
@@ -101,13 +107,17 @@ def run_dataset(args, report) -> bool:
     mine = [index for index in range(args.num_shards) if index % state.num_processes == state.process_index]
     todo = [index for index in mine if not (output / "shards" / f"{index:05d}").exists()]
     if len(todo) < len(mine):
-        logger.info(f"process {state.process_index}: {len(mine) - len(todo)} of its {len(mine)} shards are already done")
+        logger.info(
+            f"process {state.process_index}: {len(mine) - len(todo)} of its {len(mine)} shards are already done"
+        )
     if todo and not final.exists():
         vocoder = load_vocoder(args, args.bandwidth)
         for index in todo:
             # Contiguous rows [index * n // shards, (index + 1) * n // shards): empty when there are more shards than
             # rows (Dataset.shard raises there).
-            shard = dataset.select(range(index * len(dataset) // args.num_shards, (index + 1) * len(dataset) // args.num_shards))
+            shard = dataset.select(
+                range(index * len(dataset) // args.num_shards, (index + 1) * len(dataset) // args.num_shards)
+            )
             started = time.perf_counter()
             processed, seconds, failures = process_shard(shard, vocoder, args)
             save_atomically(processed, output / "shards" / f"{index:05d}")
@@ -131,11 +141,15 @@ def summarize(final: Path, audio_column: str, report) -> None:
     """Fill `report` from the merged result, so the summary covers every process and every earlier (resumed) run."""
     import datasets
 
-    result = datasets.Dataset.from_parquet(str(final)) if final.suffix == ".parquet" else datasets.load_from_disk(str(final))
+    result = (
+        datasets.Dataset.from_parquet(str(final)) if final.suffix == ".parquet" else datasets.load_from_disk(str(final))
+    )
     errors = result["vocos_error"]
     report.failures += [error for error in errors if error is not None]
     report.done = len(errors) - len(report.failures)
-    report.audio_seconds = sum(audio_length(value) for value, error in zip(result[audio_column], errors) if error is None)
+    report.audio_seconds = sum(
+        audio_length(value) for value, error in zip(result[audio_column], errors) if error is None
+    )
 
 
 def load_source(source: str, split: str | None, audio_column: str):
@@ -153,7 +167,10 @@ def load_source(source: str, split: str | None, audio_column: str):
             raise CliError(f"{source}: no audio files in this folder")
         features = datasets.Features({audio_column: _audio_struct(), "file": datasets.Value("string")})
         dataset = datasets.Dataset.from_dict(
-            {audio_column: [{"bytes": None, "path": str(f)} for f in files], "file": [str(f.relative_to(path)) for f in files]},
+            {
+                audio_column: [{"bytes": None, "path": str(f)} for f in files],
+                "file": [str(f.relative_to(path)) for f in files],
+            },
             features=features,
         ).cast_column(audio_column, datasets.Audio(decode=False))
     elif path.exists():
@@ -162,7 +179,9 @@ def load_source(source: str, split: str | None, audio_column: str):
         try:
             dataset = datasets.load_dataset(source, split=split)
         except Exception as error:  # datasets raises many kinds, all meaning "cannot get it"
-            raise CliError(f"{source}: no such folder, and cannot load it as a Hub dataset ({type(error).__name__}: {error})") from None
+            raise CliError(
+                f"{source}: no such folder, and cannot load it as a Hub dataset ({type(error).__name__}: {error})"
+            ) from None
     if isinstance(dataset, datasets.DatasetDict):
         names = list(dataset)
         chosen = split or ("train" if "train" in names else names[0] if len(names) == 1 else None)
@@ -202,7 +221,9 @@ def process_shard(shard, vocoder, args):
     failures: list[str] = []
     if analyze:
         value_type = datasets.Value("int64") if vocoder.is_codes_model else datasets.Value("float32")
-        new_features = {("codes" if vocoder.is_codes_model else "mel"): datasets.Sequence(datasets.Sequence(value_type))}
+        new_features = {
+            ("codes" if vocoder.is_codes_model else "mel"): datasets.Sequence(datasets.Sequence(value_type))
+        }
     else:
         new_features = {"vocos_audio": _audio_struct()}
     if len(shard) == 0:  # more shards than rows
@@ -241,7 +262,9 @@ def process_shard(shard, vocoder, args):
     processed = ordered.map(vocode, batched=True, batch_size=args.batch_size, features=features, keep_in_memory=True)
     processed = processed.sort("__row", keep_in_memory=True).remove_columns(["__row", "__length"])
     if not analyze:
-        processed = processed.cast_column("vocos_audio", datasets.Audio(sampling_rate=vocoder.sampling_rate, decode=False))
+        processed = processed.cast_column(
+            "vocos_audio", datasets.Audio(sampling_rate=vocoder.sampling_rate, decode=False)
+        )
     seconds = 0.0
     for length, error in zip(lengths["__length"], processed["vocos_error"]):  # both in row order
         if error is None:

@@ -61,7 +61,8 @@ def audio_to_float_list(raw_audio: Any, argument_name: str = "raw_speech") -> li
                     clip = np.asarray(clip)
                 if not isinstance(clip, (np.ndarray, torch.Tensor)):
                     raise TypeError(
-                        f"`{name}` is a {type(clip).__name__}; expected a 1-D numpy array, torch tensor or list of samples."
+                        f"`{name}` is a {type(clip).__name__}; expected a 1-D numpy array, torch tensor or list of "
+                        "samples."
                     )
                 clip = _to_numpy(clip, name)
                 if clip.ndim != 1:
@@ -112,7 +113,9 @@ def usable_device(value: str | torch.device, label: str) -> torch.device:
             torch.empty(0, device=device)
         except (AssertionError, RuntimeError, NotImplementedError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f"{label} {value!r}: this torch ({torch.__version__}) cannot use it here ({reason})") from None
+            raise ValueError(
+                f"{label} {value!r}: this torch ({torch.__version__}) cannot use it here ({reason})"
+            ) from None
     return device
 
 
@@ -204,7 +207,10 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         padding = kwargs.pop("stft_padding", padding)
         num_mel_bins = kwargs.pop("num_mel_bins", feature_size)
         if num_mel_bins != feature_size:
-            raise ValueError(f"`num_mel_bins` ({num_mel_bins}) and `feature_size` ({feature_size}) must agree: both are the mel bins.")
+            raise ValueError(
+                f"`num_mel_bins` ({num_mel_bins}) and `feature_size` ({feature_size}) must agree: both are the mel "
+                "bins."
+            )
         for name, value in (
             ("feature_size", feature_size),
             ("sampling_rate", sampling_rate),
@@ -342,7 +348,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
                 raise ValueError(
                     f"`{name}` has {clip.shape[0]} samples; with padding={self.padding!r} and "
                     f"n_fft={self.n_fft} the reflect padding needs at least {self.min_num_samples} samples "
-                    f"({self.min_num_samples / self.sampling_rate * 1000:.1f} ms). Pad the clip (e.g. with zeros) first."
+                    f"({self.min_num_samples / self.sampling_rate * 1000:.1f} ms). Pad the clip (e.g. with zeros) "
+                    "first."
                 )
 
         frame_counts = [self.num_frames(clip.shape[0]) for clip in clips]
@@ -393,7 +400,11 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         megabytes back to the kernel and every call page-faults them in again).
         """
         reuse_buffers = device.type == "cpu" if reuse_buffers is None else reuse_buffers
-        make = torch.empty if min(frame_counts) == total_frames else functools.partial(torch.full, fill_value=self.padding_value)
+        make = (
+            torch.empty
+            if min(frame_counts) == total_frames
+            else functools.partial(torch.full, fill_value=self.padding_value)
+        )
         # Frames-major output, returned transposed (batch, mels, frames) like torchaudio's.
         features = make((len(clips), total_frames, self.feature_size), dtype=torch.float32, device=device)
         block_frames = min(max(frame_counts), _FRAMES_PER_BLOCK)
@@ -481,9 +492,7 @@ def _reflect_segment(clip: np.ndarray, start: int, out: np.ndarray) -> None:
         out[length - start :] = clip[2 * length - 1 - stop : length - 1][::-1]
 
 
-def _mel_product(
-    magnitude: torch.Tensor, mel_blocks: list[tuple[int, int, torch.Tensor]], out: torch.Tensor
-) -> None:
+def _mel_product(magnitude: torch.Tensor, mel_blocks: list[tuple[int, int, torch.Tensor]], out: torch.Tensor) -> None:
     """`out` (frames, mels) = `magnitude` (frames, bins) @ the filterbank, given as `_mel_blocks`. Each mel filter is
     nonzero on a few FFT bins only (2% of the matrix for the original's filters): each group of consecutive filters
     multiplies just the bins its filters span."""

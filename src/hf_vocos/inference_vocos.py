@@ -140,7 +140,9 @@ def _norm_rows(norm: nn.Module, bandwidth_id: torch.Tensor | None):
 def _conv_time_major(hidden_states: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """As `modeling_vocos.conv_time_major`: a "same" Conv1d on (batch, frames, channels), run channels-last."""
     image = hidden_states.transpose(1, 2).unsqueeze(2)
-    output = nn.functional.conv2d(image, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), groups=conv.groups)
+    output = nn.functional.conv2d(
+        image, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), groups=conv.groups
+    )
     return output.squeeze(2).transpose(1, 2)
 
 
@@ -214,7 +216,9 @@ def _divide_unmasked_(head, blocks: torch.Tensor, num_frames: int) -> None:
     if parts[0][0].device != blocks.device:
         _EDGE_ENVELOPES.pop(head)
         parts = _EDGE_ENVELOPES.get(head, (head.window,), make_parts)
-    for part, (divisor, uncovered) in zip((blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]), parts):
+    for part, (divisor, uncovered) in zip(
+        (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]), parts
+    ):
         part.div_(divisor)
         if uncovered is not None:
             part.masked_fill_(uncovered, 0.0)
@@ -363,7 +367,9 @@ class CPUTiledImplementation(InferenceImplementation):
             if fused_gelu:
                 inner = torch.ops.mkldnn._linear_pointwise(rows, first, block.pwconv1.bias, "gelu", [], "none")
             else:
-                inner = block.act_fn(torch.ops.mkldnn._linear_pointwise(rows, first, block.pwconv1.bias, "none", [], ""))
+                inner = block.act_fn(
+                    torch.ops.mkldnn._linear_pointwise(rows, first, block.pwconv1.bias, "none", [], "")
+                )
             return torch.ops.mkldnn._linear_pointwise.binary(inner, residual, second, second_bias, "add")
 
         return packed
@@ -419,7 +425,10 @@ class CPUTiledImplementation(InferenceImplementation):
                     for half, part in zip(packed, (bias[:bins], bias[bins:]))
                 ]
             else:  # two products on row slices of the weight: each half comes out contiguous
-                halves = [nn.functional.linear(rows, weight[:bins], bias[:bins]), nn.functional.linear(rows, weight[bins:], bias[bins:])]
+                halves = [
+                    nn.functional.linear(rows, weight[:bins], bias[:bins]),
+                    nn.functional.linear(rows, weight[bins:], bias[bins:]),
+                ]
             log_magnitude, phase = (half.float() for half in halves)
             magnitude = log_magnitude.exp_().clamp_(max=head.max_magnitude)
             tile = spectrum[:, : stop - start]
@@ -603,7 +612,12 @@ class OnnxImplementation(InferenceImplementation):
 
 IMPLEMENTATIONS: dict[str, InferenceImplementation] = {
     implementation.name: implementation
-    for implementation in (EagerImplementation(), CPUTiledImplementation(), AcceleratorImplementation(), OnnxImplementation())
+    for implementation in (
+        EagerImplementation(),
+        CPUTiledImplementation(),
+        AcceleratorImplementation(),
+        OnnxImplementation(),
+    )
 }
 
 

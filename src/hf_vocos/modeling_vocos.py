@@ -127,7 +127,10 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
     def __init__(self, config: VocosConfig):
         super().__init__()
         self.dwconv = nn.Conv1d(
-            config.hidden_size, config.hidden_size, kernel_size=config.kernel_size, padding=config.padding,
+            config.hidden_size,
+            config.hidden_size,
+            kernel_size=config.kernel_size,
+            padding=config.padding,
             groups=config.hidden_size,
         )
         self.norm = make_norm(config)
@@ -137,7 +140,10 @@ class VocosConvNeXtBlock(GradientCheckpointingLayer):
         self.layer_scale_parameter = nn.Parameter(torch.full((config.hidden_size,), config.layer_scale_init_value))
 
     def forward(
-        self, hidden_states: torch.Tensor, bandwidth_id: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None
+        self,
+        hidden_states: torch.Tensor,
+        bandwidth_id: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """hidden_states (batch, frames, hidden) -> same shape. `frame_mask` (batch, frames, 1) zeroes padded frames
         first, so the convolution sees what a lone item sees: zeros past its end."""
@@ -270,7 +276,9 @@ class VocosModel(VocosPreTrainedModel):
 
     def __init__(self, config: VocosConfig):
         super().__init__(config)
-        self.embed = nn.Conv1d(config.input_channels, config.hidden_size, kernel_size=config.kernel_size, padding=config.padding)
+        self.embed = nn.Conv1d(
+            config.input_channels, config.hidden_size, kernel_size=config.kernel_size, padding=config.padding
+        )
         self.norm = make_norm(config)
         self.layers = nn.ModuleList([VocosConvNeXtBlock(config) for _ in range(config.num_layers)])
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -292,15 +300,22 @@ class VocosModel(VocosPreTrainedModel):
 
     @inference_implementation.setter
     def inference_implementation(self, name: str | InferenceImplementation) -> None:
-        if not isinstance(name, InferenceImplementation) and (not isinstance(name, str) or name not in ("auto", *IMPLEMENTATIONS)):
+        if not isinstance(name, InferenceImplementation) and (
+            not isinstance(name, str) or name not in ("auto", *IMPLEMENTATIONS)
+        ):
             raise ValueError(
-                f"`inference_implementation` must be one of {['auto', *IMPLEMENTATIONS]} (or an InferenceImplementation "
+                f"`inference_implementation` must be one of {['auto', *IMPLEMENTATIONS]} (or an "
+                "InferenceImplementation "
                 f"instance, e.g. CPUTiledImplementation(tile_frames=512)), got {name!r}."
             )
         previous = getattr(self, "_inference_implementation", "auto")
         self._inference_implementation = name
         for implementation in (*IMPLEMENTATIONS.values(), previous):
-            if isinstance(implementation, InferenceImplementation) and implementation is not name and implementation.name != name:
+            if (
+                isinstance(implementation, InferenceImplementation)
+                and implementation is not name
+                and implementation.name != name
+            ):
                 implementation.release(self)  # e.g. the packed weight copies of the tiled CPU path
 
     def implementation_for(self, tensor: torch.Tensor):
@@ -436,9 +451,9 @@ class VocosModel(VocosPreTrainedModel):
         Decode features or codes to audio.
 
         Args:
-            input_features (`torch.FloatTensor` of shape `(batch_size, input_channels, frames)` or `(input_channels, frames)`):
+            input_features (`torch.FloatTensor` of shape `(batch_size, input_channels, frames)`):
                 Log-mel features from [`VocosFeatureExtractor`] (mel model), or codebook-embedding features (EnCodec
-                model, see [`~VocosEncodecModel.codes_to_features`]).
+                model, see [`~VocosEncodecModel.codes_to_features`]); `(input_channels, frames)` is one item.
             codes (`torch.LongTensor` of shape `(num_quantizers, batch_size, frames)` or `(num_quantizers, frames)`):
                 EnCodec codes ([`VocosEncodecModel`] only). `num_quantizers` must be the number `bandwidth` uses.
             bandwidth (`float`, *optional*):
@@ -622,7 +637,9 @@ class VocosEncodecModel(VocosModel, VocosEncodecPreTrainedModel):
         super().__init__(config)
         # (registered after the parent's post_init, as the Hub format's own class does; random codebooks come from
         # `_init_weights` when a checkpoint lacks them, and `from_pretrained` fills them from EnCodec then)
-        self.register_buffer("codebook_weights", torch.zeros(config.num_quantizers, config.codebook_dim), persistent=True)
+        self.register_buffer(
+            "codebook_weights", torch.zeros(config.num_quantizers, config.codebook_dim), persistent=True
+        )
 
     def codes_to_features(self, codes: torch.Tensor, bandwidth: float | torch.Tensor) -> torch.Tensor:
         """Embed EnCodec `codes` `(num_quantizers, batch, frames)` (or `(num_quantizers, frames)`) into backbone input
@@ -645,7 +662,9 @@ class VocosEncodecModel(VocosModel, VocosEncodecPreTrainedModel):
 
 def _loaded_keys(info: dict, model) -> list[str]:
     """The checkpoint's keys as far as the loading info tells them (for naming the format in an error)."""
-    return list(info.get("unexpected_keys", ())) + [key for key in model.state_dict() if key not in info.get("missing_keys", ())]
+    return list(info.get("unexpected_keys", ())) + [
+        key for key in model.state_dict() if key not in info.get("missing_keys", ())
+    ]
 
 
 def _encodec_reference(name_or_path, hub_kwargs: dict) -> str:
@@ -675,7 +694,11 @@ def _encodec_reference(name_or_path, hub_kwargs: dict) -> str:
 
 def _tokenizer_kwargs(hub_kwargs: dict) -> dict:
     """Hub access kwargs for another repository (not this one's revision or subfolder)."""
-    return {key: value for key, value in hub_kwargs.items() if key in ("cache_dir", "token", "local_files_only", "force_download")}
+    return {
+        key: value
+        for key, value in hub_kwargs.items()
+        if key in ("cache_dir", "token", "local_files_only", "force_download")
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -795,7 +818,9 @@ def _bandwidth_value(bandwidth) -> float:
     """`bandwidth` as one finite number (whether the model has it is `config.bandwidth_index`'s check)."""
     if isinstance(bandwidth, (torch.Tensor, np.ndarray)):
         if bandwidth.size != 1 if isinstance(bandwidth, np.ndarray) else bandwidth.numel() != 1:
-            raise ValueError(f"`bandwidth` must be a single number (kbps), got an array of shape {tuple(bandwidth.shape)}.")
+            raise ValueError(
+                f"`bandwidth` must be a single number (kbps), got an array of shape {tuple(bandwidth.shape)}."
+            )
         bandwidth = bandwidth.item()
     # `abs(x) < inf` rather than `math.isfinite`: under `torch.compile(dynamic=True)` a float argument is a symbol,
     # which comparisons take and `math.isfinite` does not.

@@ -79,14 +79,20 @@ def export_onnx(model, save_directory: str | os.PathLike, opset_version: int = 1
     batch = torch.export.Dim("batch", min=1)
     if config.is_codes_model:
         quantizers = torch.export.Dim("num_quantizers", min=1, max=config.num_codebooks)
-        example = torch.zeros(config.num_quantizers_for_bandwidth(config.bandwidths[0]), 2, 48, dtype=torch.long, device=device)
+        example = torch.zeros(
+            config.num_quantizers_for_bandwidth(config.bandwidths[0]), 2, 48, dtype=torch.long, device=device
+        )
         input_shapes = {0: quantizers, 1: batch, 2: frames}
         input_name = "codes"
     else:
         example = torch.zeros(2, config.input_channels, 48, device=device)
         input_shapes = {0: batch, 2: frames}
         input_name = "input_features"
-    arguments = (example, torch.ones(2, 48, dtype=torch.long, device=device), torch.zeros(1, dtype=torch.long, device=device))
+    arguments = (
+        example,
+        torch.ones(2, 48, dtype=torch.long, device=device),
+        torch.zeros(1, dtype=torch.long, device=device),
+    )
     wrapper = _ExportedVocos(model).eval()
     with _implementation(model, "onnx"), torch.no_grad():
         program = torch.onnx.export(
@@ -113,7 +119,13 @@ class VocosOnnxModel:
     extractor), and spinning workers took a core from torch's threads, making torch work up to twice as slow
     (docs/benchmarks.md, "ONNX"), while onnxruntime's own times stayed the same. Pass `session_options` to choose."""
 
-    def __init__(self, onnx_path: str | os.PathLike, config: VocosConfig, providers: list[str] | None = None, session_options=None):
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        config: VocosConfig,
+        providers: list[str] | None = None,
+        session_options=None,
+    ):
         try:
             import onnxruntime
         except ImportError as error:
@@ -156,7 +168,9 @@ class VocosOnnxModel:
         mask = check_attention_mask(attention_mask, batch_size, num_frames)
         feed = {
             self.input_name: inputs.cpu().numpy(),
-            "attention_mask": (np.ones((batch_size, num_frames), np.int64) if mask is None else mask.cpu().numpy().astype(np.int64)),
+            "attention_mask": (
+                np.ones((batch_size, num_frames), np.int64) if mask is None else mask.cpu().numpy().astype(np.int64)
+            ),
             "bandwidth_id": np.array([norm_row or 0], dtype=np.int64),
         }
         audio = torch.from_numpy(self.session.run(["audio"], feed)[0])

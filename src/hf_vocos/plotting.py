@@ -22,7 +22,9 @@ def plot_panels(path: str | os.PathLike, panels: list[tuple[str, np.ndarray, str
     figure = Figure(figsize=(10, 2.8 * len(panels)), layout="constrained")
     axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
     for axis, (title, image, label) in zip(axes, panels):
-        shown = axis.imshow(np.asarray(image, dtype=np.float32), origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
+        shown = axis.imshow(
+            np.asarray(image, dtype=np.float32), origin="lower", aspect="auto", cmap="magma", interpolation="nearest"
+        )
         axis.set_title(title, fontsize=10)
         axis.set_ylabel(label)
         figure.colorbar(shown, ax=axis)

@@ -87,9 +87,7 @@ class VocosProcessor(ProcessorMixin):
                 f"`audio_tokenizer` must be a transformers EncodecModel, got {type(audio_tokenizer).__name__}."
             )
         if encodec_name_or_path is not None and not isinstance(encodec_name_or_path, str):
-            raise TypeError(
-                f"`encodec_name_or_path` must be a Hub repository id (str), got {encodec_name_or_path!r}."
-            )
+            raise TypeError(f"`encodec_name_or_path` must be a Hub repository id (str), got {encodec_name_or_path!r}.")
         self._audio_tokenizer = None
         self.encodec_name_or_path = encodec_name_or_path
         if audio_tokenizer is not None:
@@ -168,7 +166,8 @@ class VocosProcessor(ProcessorMixin):
         """
         if (audio is None) == (codes is None):
             raise ValueError(
-                f"Pass exactly one of `audio` and `codes` to VocosProcessor; got {'both' if audio is not None else 'neither'}."
+                "Pass exactly one of `audio` and `codes` to VocosProcessor; got "
+                f"{'both' if audio is not None else 'neither'}."
             )
         if return_tensors not in ("pt", "np"):
             raise ValueError(f"`return_tensors` must be 'pt' or 'np', got {return_tensors!r}.")
@@ -266,9 +265,7 @@ class VocosProcessor(ProcessorMixin):
         if attention_mask.ndim == 1:
             attention_mask = attention_mask[None]
         if attention_mask.shape != audio.shape:
-            raise ValueError(
-                f"`attention_mask` shape {attention_mask.shape} does not match the audio's {audio.shape}."
-            )
+            raise ValueError(f"`attention_mask` shape {attention_mask.shape} does not match the audio's {audio.shape}.")
         lengths = (attention_mask != 0).sum(axis=1)
         return [row[:length].astype(np.float32) for row, length in zip(audio, lengths)]
 
@@ -288,7 +285,10 @@ class VocosProcessor(ProcessorMixin):
         reference = self._hub_reference(tokenizer)
         if reference is not None:
             # The Hub format's reference to the tokenizer's repository (what its own loader reads).
-            output["audio_tokenizer"] = {"audio_tokenizer_class": "EncodecModel", "audio_tokenizer_name_or_path": reference}
+            output["audio_tokenizer"] = {
+                "audio_tokenizer_class": "EncodecModel",
+                "audio_tokenizer_name_or_path": reference,
+            }
         elif tokenizer is not None:
             output["encodec_subfolder"] = AUDIO_TOKENIZER_SUBFOLDER
         return output
@@ -405,7 +405,9 @@ def _is_mel_checkpoint(name_or_path, hub_kwargs: dict) -> bool:
         return False
     with open(path, encoding="utf-8") as handle:
         config = json.load(handle)
-    return isinstance(config, dict) and config.get("model_type") in (None, "vocos") and not describes_encodec_model(config)
+    return (
+        isinstance(config, dict) and config.get("model_type") in (None, "vocos") and not describes_encodec_model(config)
+    )
 
 
 def _pad_codes(codes) -> tuple[torch.Tensor, torch.Tensor]:
@@ -417,9 +419,7 @@ def _pad_codes(codes) -> tuple[torch.Tensor, torch.Tensor]:
             raise ValueError("`codes` is an empty list; expected codes of shape (num_quantizers, frames) per item.")
         for index, item in enumerate(items):
             if item.dim() != 2:
-                raise ValueError(
-                    f"`codes[{index}]` must have shape (num_quantizers, frames), got {tuple(item.shape)}."
-                )
+                raise ValueError(f"`codes[{index}]` must have shape (num_quantizers, frames), got {tuple(item.shape)}.")
             if item.shape[0] != items[0].shape[0]:
                 raise ValueError(
                     f"`codes[{index}]` has {item.shape[0]} codebooks but `codes[0]` has {items[0].shape[0]}; all "
@@ -465,6 +465,10 @@ class VocosEncodecProcessor(VocosProcessor):
 
     @classmethod
     def _from_parts(cls, processor: VocosProcessor) -> "VocosEncodecProcessor":
-        made = cls(processor.feature_extractor, audio_tokenizer=processor._audio_tokenizer, encodec_name_or_path=processor.encodec_name_or_path)
+        made = cls(
+            processor.feature_extractor,
+            audio_tokenizer=processor._audio_tokenizer,
+            encodec_name_or_path=processor.encodec_name_or_path,
+        )
         made._encodec_hub_kwargs = processor._encodec_hub_kwargs
         return made

@@ -45,7 +45,15 @@ def with_remote_code():
     from .modeling_vocos import VocosEncodecModel, VocosModel
     from .processing_vocos import VocosEncodecProcessor, VocosProcessor
 
-    classes = [VocosConfig, VocosEncodecConfig, VocosModel, VocosEncodecModel, VocosFeatureExtractor, VocosProcessor, VocosEncodecProcessor]
+    classes = [
+        VocosConfig,
+        VocosEncodecConfig,
+        VocosModel,
+        VocosEncodecModel,
+        VocosFeatureExtractor,
+        VocosProcessor,
+        VocosEncodecProcessor,
+    ]
     saved = {cls: cls.__dict__.get("_auto_class", _UNSET) for cls in classes}
     try:
         for cls in classes:
@@ -62,7 +70,9 @@ def with_remote_code():
 _UNSET = object()
 
 
-def model_card(config, extractor, source: str, license: str | None, repo_id: str | None = None, with_code: bool = True) -> str:
+def model_card(
+    config, extractor, source: str, license: str | None, repo_id: str | None = None, with_code: bool = True
+) -> str:
     """A model card (README.md) for a converted checkpoint: what it is, where it comes from and under which license,
     how to load it with hf_vocos and, when the checkpoint carries its code (`with_code`), with plain transformers,
     and its audio settings."""

@@ -3,11 +3,12 @@
 Why it is exact. Only the convolutions mix frames: the backbone is a chain of stages (`VocosModel.stage_radii`: the
 input convolution, the blocks, the final norm), each of which reads `kernel_size // 2` frames on each side of a frame.
 So each stage can turn its input frames into output frames as soon as it holds that many frames past them, and a
-frame's hidden state is final once `model.receptive_radius` later frames have arrived (27 for the released models). The decoder keeps, per stage, only the few input frames the next output frames still read, and runs each
-stage on its new frames (plus that context): each frame goes through the backbone once, whatever the chunk size. At
-the true start and end the stages see the zero padding of a full decode. The inverse STFT is an overlap-add: a sample
-is final once every frame overlapping it has been added, so each step emits the samples before its last frame's
-start and carries the rest (`n_fft - hop_length` samples of signal and window energy) into the next step.
+frame's hidden state is final once `model.receptive_radius` later frames have arrived (27 for the released models).
+The decoder keeps, per stage, only the few input frames the next output frames still read, and runs each stage on its
+new frames (plus that context): each frame goes through the backbone once, whatever the chunk size. At the true start
+and end the stages see the zero padding of a full decode. The inverse STFT is an overlap-add: a sample is final once
+every frame overlapping it has been added, so each step emits the samples before its last frame's start and carries
+the rest (`n_fft - hop_length` samples of signal and window energy) into the next step.
 
 The stages and the head run through the model's inference implementation (`VocosModel.inference_implementation`), as
 `forward` does. This module knows the model only through its methods: it imports nothing of the model's code.
@@ -52,7 +53,8 @@ class VocosStreamingDecoder:
             raise TypeError(f"`context_frames` must be an integer, got {context_frames!r}.")
         if context_frames < radius:
             raise ValueError(
-                f"`context_frames`={context_frames} is too small: the backbone's receptive field reaches {radius} frames "
+                f"`context_frames`={context_frames} is too small: the backbone's receptive field reaches {radius} "
+                "frames "
                 f"on each side, so a frame's audio is final only after at least {radius} frames of context."
             )
         self.model = model
@@ -105,7 +107,9 @@ class VocosStreamingDecoder:
         checked = chunk.new_zeros(*chunk.shape[:-1], 1) if empty else chunk
         try:
             features, _, _ = self.model.prepare_inputs(
-                input_features=None if is_codes else checked, codes=checked if is_codes else None, bandwidth=self.bandwidth
+                input_features=None if is_codes else checked,
+                codes=checked if is_codes else None,
+                bandwidth=self.bandwidth,
             )
         except (TypeError, ValueError) as error:  # the model's message names `input_features`/`codes`: say which push
             kind = "codes" if is_codes else "features"

@@ -153,10 +153,16 @@ class Vocoder:
                 if not np.issubdtype(item.dtype, np.floating):
                     raise TypeError(f"features must be floating point, got {item.dtype}")
         lengths = [item.shape[-1] for item in items]
-        batch = np.stack([np.pad(item, [(0, 0)] * (item.ndim - 1) + [(0, max(lengths) - item.shape[-1])]) for item in items])
+        batch = np.stack(
+            [np.pad(item, [(0, 0)] * (item.ndim - 1) + [(0, max(lengths) - item.shape[-1])]) for item in items]
+        )
         mask = torch.from_numpy(np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]).int()
         if codes:
-            return {"codes": torch.from_numpy(batch).permute(1, 0, 2), "bandwidth": self.bandwidth, "attention_mask": mask}
+            return {
+                "codes": torch.from_numpy(batch).permute(1, 0, 2),
+                "bandwidth": self.bandwidth,
+                "attention_mask": mask,
+            }
         kwargs = {"bandwidth": self.bandwidth} if self.bandwidth is not None else {}
         return {"input_features": torch.from_numpy(batch), "attention_mask": mask, **kwargs}
 

@@ -90,13 +90,20 @@ def main(argv=None) -> int:
             output_path.with_suffix(".png"),
             [
                 ("input (log-mel)", inputs["input_features"][0].numpy(), "mel bin"),
-                (f"output (log-mel): {source.split(' (')[0]}", extractor(output, sampling_rate=extractor.sampling_rate)["input_features"][0], "mel bin"),
+                (
+                    f"output (log-mel): {source.split(' (')[0]}",
+                    extractor(output, sampling_rate=extractor.sampling_rate)["input_features"][0],
+                    "mel bin",
+                ),
             ],
         )
         print(f"wrote {picture}")
     except ImportError:
         print("(no picture: matplotlib is not installed)")
-    print(f"log-mel L1 to the input: {metrics['log_mel_l1']:.3f}   multi-resolution STFT distance: {metrics['mrstft']:.3f}")
+    print(
+        f"log-mel L1 to the input: {metrics['log_mel_l1']:.3f}   multi-resolution STFT distance: "
+        f"{metrics['mrstft']:.3f}"
+    )
     for name in ("pesq_wb", "stoi"):
         if name in metrics and np.isfinite(metrics[name]):
             print(f"{name}: {metrics[name]:.2f}")

@@ -27,7 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-ENGLISH_VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+ENGLISH_VOICES = [
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+]
 OTHER_VOICES = ["de", "fr", "es", "it", "nl", "pt", "sv", "pl"]
 UNSEEN_VARIANTS = ["Annie", "Storm", "grandma", "klatt4"]  # never in train; Annie is also the fine-tuning voice
 FINETUNE_VARIANT = "Annie"
@@ -43,7 +52,14 @@ def sentences(seed: int = 0) -> list[str]:
 
     # The standard library's own folder only: importing whatever else is on sys.path could run anything.
     for module_info in pkgutil.iter_modules([sysconfig.get_paths()["stdlib"]]):
-        if module_info.name.startswith("_") or module_info.name in ("antigravity", "this", "idlelib", "tkinter", "turtle", "pydoc"):
+        if module_info.name.startswith("_") or module_info.name in (
+            "antigravity",
+            "this",
+            "idlelib",
+            "tkinter",
+            "turtle",
+            "pydoc",
+        ):
             continue
         try:
             module = importlib.import_module(module_info.name)
@@ -70,7 +86,11 @@ def variants() -> list[str]:
 
 
 def speak(text: str, voice: str, path: Path, speed: int, pitch: int) -> None:
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text], check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text],
+        check=True,
+        capture_output=True,
+    )
 
 
 def sox_signal(path: Path, rng: random.Random) -> None:
@@ -85,7 +105,11 @@ def sox_signal(path: Path, rng: random.Random) -> None:
     else:
         synth = ["synth", f"{seconds:.2f}", rng.choice(["pinknoise", "brownnoise", "whitenoise"])]
     effects = ["fade", "q", "0.05", f"{seconds:.2f}", "0.3", "gain", f"{rng.uniform(-20, -6):.1f}"]
-    subprocess.run(["sox", "-n", "-r", "24000", "-c", "1", "-b", "16", str(path), *synth, *effects], check=True, capture_output=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "24000", "-c", "1", "-b", "16", str(path), *synth, *effects],
+        check=True,
+        capture_output=True,
+    )
 
 
 def make_corpus(output: Path, train_utterances: int, seed: int = 0) -> dict:
@@ -111,7 +135,9 @@ def make_corpus(output: Path, train_utterances: int, seed: int = 0) -> dict:
             if split in ("voice_train", "voice_test"):
                 voice, speed, pitch = f"en-us+{FINETUNE_VARIANT}", 160, 50  # one fixed voice
             elif split == "unseen":
-                voice = f"{rng.choice(ENGLISH_VOICES)}+{rng.choice([v for v in UNSEEN_VARIANTS if v != FINETUNE_VARIANT])}"
+                voice = (
+                    f"{rng.choice(ENGLISH_VOICES)}+{rng.choice([v for v in UNSEEN_VARIANTS if v != FINETUNE_VARIANT])}"
+                )
                 speed, pitch = rng.randint(130, 190), rng.randint(25, 75)
             else:
                 language = rng.choice(ENGLISH_VOICES) if rng.random() < 0.85 else rng.choice(OTHER_VOICES)
@@ -126,7 +152,14 @@ def make_corpus(output: Path, train_utterances: int, seed: int = 0) -> dict:
         split, index, text, voice, speed, pitch = job
         path = output / split / f"{index:05d}.wav"
         speak(text, voice, path, speed, pitch)
-        return {"split": split, "file": str(path.relative_to(output)), "voice": voice, "speed": speed, "pitch": pitch, "text": text}
+        return {
+            "split": split,
+            "file": str(path.relative_to(output)),
+            "voice": voice,
+            "speed": speed,
+            "pitch": pitch,
+            "text": text,
+        }
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         manifest = list(pool.map(run, jobs))
@@ -216,7 +249,9 @@ def evaluate(model_path: str, data: Path, real: Path | None, clips: int = 48) ->
             for system, estimate in candidates.items():
                 for metric, value in audio_metrics(reference, estimate, rate, extractor).items():
                     scores.setdefault(system, {}).setdefault(metric, []).append(value)
-        results[name] = {system: {m: float(np.nanmean(v)) for m, v in metrics.items()} for system, metrics in scores.items()}
+        results[name] = {
+            system: {m: float(np.nanmean(v)) for m, v in metrics.items()} for system, metrics in scores.items()
+        }
         results[name]["clips"] = len(files)
     return results
 
@@ -254,11 +289,15 @@ def main() -> None:
     run.add_argument("--max-steps", type=int, default=20000)
     run.add_argument("--resume", action="store_true")
     run.add_argument("--batch-size", type=int, default=16)
-    run.add_argument("--init", help="start from this model's weights (a fresh optimizer and schedule), e.g. a finished run")
+    run.add_argument(
+        "--init", help="start from this model's weights (a fresh optimizer and schedule), e.g. a finished run"
+    )
     run.add_argument("--learning-rate", type=float, help="peak learning rate (default 1e-3)")
     run.add_argument("--warmup-steps", type=int, help="warm-up steps (default 500)")
     run.add_argument("--max-time", type=float, help="seconds: stop early (checkpoint and model saved) after this long")
-    run.add_argument("--gan", action="store_true", help="add the multi-resolution discriminator (adversarial + feature matching)")
+    run.add_argument(
+        "--gan", action="store_true", help="add the multi-resolution discriminator (adversarial + feature matching)"
+    )
     score = commands.add_parser("evaluate")
     score.add_argument("--model", required=True)
     score.add_argument("--data", required=True, type=Path)
@@ -278,10 +317,18 @@ def main() -> None:
     if args.command == "data":
         print(json.dumps(make_corpus(args.output, args.utterances)))
     elif args.command == "train":
-        extra = {"losses": ["mel", "mrstft", "adversarial", "feature_matching"], "discriminators": ["mrd"]} if args.gan else {}
+        extra = (
+            {"losses": ["mel", "mrstft", "adversarial", "feature_matching"], "discriminators": ["mrd"]}
+            if args.gan
+            else {}
+        )
         if args.init:
             extra.update(model=args.init, model_config={})
-        overrides = {"learning_rate": args.learning_rate, "warmup_steps": args.warmup_steps, "max_time_seconds": args.max_time}
+        overrides = {
+            "learning_rate": args.learning_rate,
+            "warmup_steps": args.warmup_steps,
+            "max_time_seconds": args.max_time,
+        }
         extra.update({name: value for name, value in overrides.items() if value is not None})
         train(args.data, args.output, args.max_steps, args.resume, batch_size=args.batch_size, **extra)
     elif args.command == "evaluate":

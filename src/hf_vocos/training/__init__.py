@@ -2,7 +2,9 @@
 
     from hf_vocos.training import TrainingConfig, VocosTrainer
 
-    config = TrainingConfig(train_data="my_voice/", validation_data="my_voice_heldout/", model="hf-audio/vocos-mel-24khz")
+    config = TrainingConfig(
+        train_data="my_voice/", validation_data="my_voice_heldout/", model="hf-audio/vocos-mel-24khz"
+    )
     VocosTrainer(config).train()          # or: hf-vocos train --config config.yaml
 
 See docs/training.md.

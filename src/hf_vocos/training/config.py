@@ -45,7 +45,9 @@ class TrainingConfig:
 
     # optimisation
     max_steps: int = 10000
-    max_time_seconds: float | None = None  # stop (checkpoint and final model saved) at the first step past this wall time
+    max_time_seconds: float | None = (
+        None  # stop (checkpoint and final model saved) at the first step past this wall time
+    )
     batch_size: int = 16
     gradient_accumulation_steps: int = 1
     learning_rate: float = 5e-4
@@ -82,14 +84,24 @@ class TrainingConfig:
             raise ValueError("losses: include 'mel' and/or 'mrstft'; the GAN losses alone do not train a vocoder")
         unknown = [name for name in self.discriminators if name not in KNOWN_DISCRIMINATORS]
         if unknown:
-            raise ValueError(f"discriminators: unknown discriminator {unknown[0]!r}; known: {list(KNOWN_DISCRIMINATORS)}")
+            raise ValueError(
+                f"discriminators: unknown discriminator {unknown[0]!r}; known: {list(KNOWN_DISCRIMINATORS)}"
+            )
         if {"adversarial", "feature_matching"} & set(self.losses) and not self.discriminators:
             raise ValueError("losses: 'adversarial' and 'feature_matching' need at least one discriminator")
         if self.data_format not in ("audio", "pairs"):
             raise ValueError(f"data_format: expected 'audio' or 'pairs', got {self.data_format!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision: expected 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
-        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "log_every", "eval_every", "save_every", "keep_checkpoints"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "log_every",
+            "eval_every",
+            "save_every",
+            "keep_checkpoints",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
@@ -103,7 +115,9 @@ class TrainingConfig:
             or not math.isfinite(self.max_time_seconds)
             or self.max_time_seconds <= 0
         ):
-            raise ValueError(f"max_time_seconds: expected a positive number of seconds or None, got {self.max_time_seconds!r}")
+            raise ValueError(
+                f"max_time_seconds: expected a positive number of seconds or None, got {self.max_time_seconds!r}"
+            )
         for name in ("crop_seconds", "learning_rate", "validation_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

@@ -40,7 +40,9 @@ class PairCorpus:
     sampling_rate: int
 
 
-def load_corpus(source: str, sampling_rate: int, audio_column: str = "audio", data_format: str = "audio", num_samples=None):
+def load_corpus(
+    source: str, sampling_rate: int, audio_column: str = "audio", data_format: str = "audio", num_samples=None
+):
     """Read a training or validation source (see `TrainingConfig`). Raises ValueError for a source with no audio."""
     if data_format == "pairs":
         return _load_pairs(Path(source), sampling_rate, num_samples)
@@ -78,7 +80,11 @@ def _load_pairs(folder: Path, sampling_rate: int, num_samples) -> PairCorpus:
         raise ValueError(f"pairs data {folder}: no such folder")
     features, clips, names = [], [], []
     for feature_file in sorted(folder.rglob("*.npy")):
-        audio_files = [feature_file.with_suffix(suffix) for suffix in sorted(AUDIO_SUFFIXES) if feature_file.with_suffix(suffix).exists()]
+        audio_files = [
+            feature_file.with_suffix(suffix)
+            for suffix in sorted(AUDIO_SUFFIXES)
+            if feature_file.with_suffix(suffix).exists()
+        ]
         if not audio_files:
             logger.warning(f"skipping {feature_file}: no audio file beside it")
             continue
@@ -102,7 +108,16 @@ def _load_pairs(folder: Path, sampling_rate: int, num_samples) -> PairCorpus:
 class CropSampler:
     """Random hop-aligned crops of `crop_frames` frames (`crop_frames * hop_length` samples for audio)."""
 
-    def __init__(self, corpus, crop_frames: int, hop_length: int, batch_size: int, seed: int, process_index: int = 0, num_samples=None):
+    def __init__(
+        self,
+        corpus,
+        crop_frames: int,
+        hop_length: int,
+        batch_size: int,
+        seed: int,
+        process_index: int = 0,
+        num_samples=None,
+    ):
         self.corpus, self.crop_frames, self.hop_length = corpus, crop_frames, hop_length
         self.batch_size, self.seed, self.process_index = batch_size, seed, process_index
         self.num_samples = num_samples
@@ -123,7 +138,9 @@ class CropSampler:
                 crop = frames[:, start : start + self.crop_frames]
                 clip = self.corpus.clips[index][start * self.hop_length : start * self.hop_length + length]
                 if crop.shape[-1] < self.crop_frames:  # a short utterance: pad with the features of silence
-                    crop = np.pad(crop, ((0, 0), (0, self.crop_frames - crop.shape[-1])), constant_values=float(frames.min()))
+                    crop = np.pad(
+                        crop, ((0, 0), (0, self.crop_frames - crop.shape[-1])), constant_values=float(frames.min())
+                    )
                 features.append(crop)
                 audio.append(np.pad(clip, (0, length - len(clip))))
             return torch.from_numpy(np.stack(features)), torch.from_numpy(np.stack(audio))

@@ -74,7 +74,9 @@ class ResolutionDiscriminator(nn.Module):
 
     BANDS = ((0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
 
-    def __init__(self, window_length: int, num_embeddings: int | None = None, channels: int = 32, hop_factor: float = 0.25):
+    def __init__(
+        self, window_length: int, num_embeddings: int | None = None, channels: int = 32, hop_factor: float = 0.25
+    ):
         super().__init__()
         self.window_length = window_length
         self.hop_length = int(window_length * hop_factor)
@@ -100,7 +102,9 @@ class ResolutionDiscriminator(nn.Module):
     def spectrogram(self, audio: torch.Tensor) -> list[torch.Tensor]:
         audio = audio - audio.mean(dim=-1, keepdim=True)  # no DC offset
         audio = 0.8 * audio / (audio.abs().amax(dim=-1, keepdim=True) + 1e-9)  # peak-normalised
-        spectrum = torch.stft(audio.float(), self.window_length, self.hop_length, self.window_length, self.window, return_complex=True)
+        spectrum = torch.stft(
+            audio.float(), self.window_length, self.hop_length, self.window_length, self.window, return_complex=True
+        )
         parts = torch.view_as_real(spectrum).permute(0, 3, 2, 1)  # (batch, freq, time, 2) -> (batch, 2, time, freq)
         return [parts[..., low:high] for low, high in self.bands]
 

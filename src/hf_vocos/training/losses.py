@@ -50,13 +50,18 @@ class MultiResolutionSTFTLoss(nn.Module):
             self.register_buffer(f"window_{n_fft}", torch.hann_window(window_length), persistent=False)
 
     def magnitude(self, audio: torch.Tensor, n_fft: int, hop: int, window_length: int) -> torch.Tensor:
-        spectrum = torch.stft(audio.float(), n_fft, hop, window_length, getattr(self, f"window_{n_fft}"), return_complex=True)
+        spectrum = torch.stft(
+            audio.float(), n_fft, hop, window_length, getattr(self, f"window_{n_fft}"), return_complex=True
+        )
         return torch.view_as_real(spectrum).square().sum(-1).clamp_min(1e-10).sqrt()
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = 0.0
         for n_fft, hop, window_length in self.resolutions:
-            predicted, reference = self.magnitude(estimate, n_fft, hop, window_length), self.magnitude(target, n_fft, hop, window_length)
+            predicted, reference = (
+                self.magnitude(estimate, n_fft, hop, window_length),
+                self.magnitude(target, n_fft, hop, window_length),
+            )
             convergence = torch.linalg.norm(reference - predicted) / torch.linalg.norm(reference).clamp_min(1e-8)
             log_magnitude = nn.functional.l1_loss(torch.log(predicted), torch.log(reference))
             total = total + convergence + log_magnitude
@@ -74,7 +79,9 @@ def generator_hinge_loss(fake_scores: list[torch.Tensor]) -> torch.Tensor:
     return sum(torch.relu(1 - fake).mean() for fake in fake_scores) / len(fake_scores)
 
 
-def feature_matching_loss(real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]]) -> torch.Tensor:
+def feature_matching_loss(
+    real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]]
+) -> torch.Tensor:
     """L1 between the discriminators' hidden features of real and generated audio, summed over layers and averaged
     over sub-discriminators (as the original)."""
     per_discriminator = [

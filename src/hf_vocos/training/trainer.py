@@ -64,25 +64,46 @@ class VocosTrainer:
         ):
             raise ValueError(
                 f"feature_extractor: {self.extractor.feature_size} mels, hop {self.extractor.hop_length} at "
-                f"{self.extractor.sampling_rate} Hz do not fit the model ({model_config.input_channels} input channels, "
+                f"{self.extractor.sampling_rate} Hz do not fit the model ({model_config.input_channels} input "
+                "channels, "
                 f"hop {model_config.hop_length} at {model_config.sampling_rate} Hz)"
             )
         hop = model_config.hop_length
         self.crop_frames = max(1, round(config.crop_seconds * model_config.sampling_rate / hop))
-        crop_samples = model_config.num_samples(self.crop_frames) if config.data_format == "pairs" else self.crop_frames * hop
-        if crop_samples < max(model_config.n_fft, self.extractor.n_fft, 2048 if config.uses_gan or "mrstft" in config.losses else 0):
+        crop_samples = (
+            model_config.num_samples(self.crop_frames) if config.data_format == "pairs" else self.crop_frames * hop
+        )
+        if crop_samples < max(
+            model_config.n_fft, self.extractor.n_fft, 2048 if config.uses_gan or "mrstft" in config.losses else 0
+        ):
             raise ValueError(
                 f"crop_seconds: {config.crop_seconds} s ({crop_samples} samples) is shorter than the FFTs it must hold "
                 f"(n_fft {model_config.n_fft}, and 2048 for the multi-resolution losses and discriminators)"
             )
-        corpus = load_corpus(config.train_data, model_config.sampling_rate, config.audio_column, config.data_format, model_config.num_samples)
+        corpus = load_corpus(
+            config.train_data,
+            model_config.sampling_rate,
+            config.audio_column,
+            config.data_format,
+            model_config.num_samples,
+        )
         self.sampler = CropSampler(
-            corpus, self.crop_frames, hop, config.batch_size, config.seed, self.accelerator.process_index, model_config.num_samples
+            corpus,
+            self.crop_frames,
+            hop,
+            config.batch_size,
+            config.seed,
+            self.accelerator.process_index,
+            model_config.num_samples,
         )
         self.validation = None
         if config.validation_data:
             self.validation = load_corpus(
-                config.validation_data, model_config.sampling_rate, config.audio_column, config.data_format, model_config.num_samples
+                config.validation_data,
+                model_config.sampling_rate,
+                config.audio_column,
+                config.data_format,
+                model_config.num_samples,
             )
 
         self.log_mel = LogMelSpectrogram(self.extractor)
@@ -96,18 +117,26 @@ class VocosTrainer:
         self.generator_optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
         )
-        self.generator_scheduler = get_cosine_schedule_with_warmup(self.generator_optimizer, config.warmup_steps, config.max_steps)
+        self.generator_scheduler = get_cosine_schedule_with_warmup(
+            self.generator_optimizer, config.warmup_steps, config.max_steps
+        )
         self.discriminator_optimizer = self.discriminator_scheduler = None
         if len(self.discriminators):
             self.discriminator_optimizer = torch.optim.AdamW(
-                self.discriminators.parameters(), lr=config.learning_rate, betas=config.betas, weight_decay=config.weight_decay
+                self.discriminators.parameters(),
+                lr=config.learning_rate,
+                betas=config.betas,
+                weight_decay=config.weight_decay,
             )
             self.discriminator_scheduler = get_cosine_schedule_with_warmup(
                 self.discriminator_optimizer, config.warmup_steps, config.max_steps
             )
         self.model.train()
         prepared = self.accelerator.prepare(
-            self.model, self.discriminators, self.generator_optimizer, *([self.discriminator_optimizer] if self.discriminator_optimizer else [])
+            self.model,
+            self.discriminators,
+            self.generator_optimizer,
+            *([self.discriminator_optimizer] if self.discriminator_optimizer else []),
         )
         self.model, self.discriminators, self.generator_optimizer = prepared[:3]
         if self.discriminator_optimizer is not None:
@@ -182,7 +211,9 @@ class VocosTrainer:
             total = total + weight * discriminator_hinge_loss(real, fake)
         return total
 
-    def _generator_losses(self, audio: torch.Tensor, generated: torch.Tensor, adversarial: bool) -> dict[str, torch.Tensor]:
+    def _generator_losses(
+        self, audio: torch.Tensor, generated: torch.Tensor, adversarial: bool
+    ) -> dict[str, torch.Tensor]:
         config = self.config
         losses = {}
         if "mel" in config.losses:
@@ -257,7 +288,9 @@ class VocosTrainer:
         for index in range(min(self.config.validation_clips, len(self.validation.clips))):
             reference = self.validation.clips[index][: int(self.config.validation_seconds * rate)]
             if isinstance(self.validation, PairCorpus):
-                frames = self.validation.features[index][:, : max(1, int(self.config.validation_seconds * model.config.frame_rate))]
+                frames = self.validation.features[index][
+                    :, : max(1, int(self.config.validation_seconds * model.config.frame_rate))
+                ]
                 features = torch.from_numpy(frames)[None]
                 reference = self.validation.clips[index][: model.config.num_samples(frames.shape[-1])]
             else:
@@ -292,8 +325,8 @@ class VocosTrainer:
         VocosProcessor(self.extractor).save_pretrained(folder)
 
     def save_checkpoint(self) -> Path:
-        """`output_dir/checkpoint-<step>`: the model (save_pretrained) plus optimizer, scheduler and discriminator state;
-        only the newest `keep_checkpoints` are kept."""
+        """`output_dir/checkpoint-<step>`: the model (save_pretrained) plus optimizer, scheduler and discriminator
+        state; only the newest `keep_checkpoints` are kept."""
         folder = self.output_dir / f"{CHECKPOINT_PREFIX}{self.global_step:07d}"
         if self.accelerator.is_main_process:
             temporary = folder.with_name(folder.name + ".partial")
