@@ -23,8 +23,8 @@ $(VENV)/.installed: $(BIN)/python setup.py
 install: $(VENV)/.installed
 
 lint: install
-	$(BIN)/ruff format --check src tests benchmarks conversion_scripts
-	$(BIN)/ruff check src tests benchmarks conversion_scripts
+	$(BIN)/ruff format --check src tests benchmarks conversion_scripts demo
+	$(BIN)/ruff check src tests benchmarks conversion_scripts demo
 
 test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -40,7 +40,7 @@ $(VENV)/.installed-demo: $(BIN)/python setup.py
 	touch $@
 
 demo: $(VENV)/.installed-demo
-	$(BIN)/python -m hf_vocos.demo --output demo_out.wav
+	$(BIN)/python -m demo --output demo_out.wav
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

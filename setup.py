@@ -11,8 +11,6 @@ setup(
     license="MIT",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    # the offline demo: a short speech clip and the small bundled model (docs/demo-model.md)
-    package_data={"hf_vocos.demo": ["speech.flac", "vocos-mel-24khz-demo/*"]},
     python_requires=">=3.10",
     # torch is left unpinned on purpose: install the build you want first (here: `pip install torch==2.13.0`, the
     # CPU wheel); any torch >= 2.4 satisfies this and pip then installs no other.

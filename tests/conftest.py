@@ -148,3 +148,75 @@ def require_packed_linear(dtype: torch.dtype) -> None:
         pytest.skip(
             f"oneDNN cannot pack {dtype} linear weights on this CPU ({torch.backends.cpu.get_cpu_capability()})"
         )
+
+
+def ours_from_original(original: torch.nn.Module, config):
+    """Our model (on the CPU) holding the weights of the original vocos model `original` (on any device): every key
+    accounted for, the window the original's."""
+    from hf_vocos.checkpoint_formats import rename_weights
+
+    weights = {key: value.cpu() for key, value in original.state_dict().items()}
+    model = model_for(config).eval()
+    model.load_checked(rename_weights(weights), "original", weights.keys())
+    torch.testing.assert_close(weights["head.istft.window"], model.decoder.window, rtol=0, atol=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def mel_pair():
+    """(the original mel Vocos at the release size with random weights, ours holding the same weights)."""
+    from reference import build_mel_vocos
+
+    from hf_vocos import VocosConfig
+
+    original = build_mel_vocos(seed=0)
+    return original, ours_from_original(original, VocosConfig())
+
+
+@pytest.fixture(scope="module")
+def encodec_pair():
+    """(the original EnCodec Vocos at the release size with random weights, ours holding the same weights)."""
+    from reference import build_encodec_vocos
+
+    from hf_vocos import VocosEncodecConfig
+
+    original = build_encodec_vocos(seed=0)
+    return original, ours_from_original(original, VocosEncodecConfig())
+
+
+# A tiny generator for the training tests (tests/test_training_*.py).
+TINY_TRAINING = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2}
+
+
+@pytest.fixture(scope="module")
+def training_clips(tmp_path_factory):
+    """A folder with `train` (4 clips) and `validation` (1 clip) of 2 s speech-like audio at 24 kHz."""
+    import soundfile
+
+    root = tmp_path_factory.mktemp("training")
+    for name, seeds in (("train", range(4)), ("validation", (50,))):
+        (root / name).mkdir()
+        for seed in seeds:
+            soundfile.write(root / name / f"{seed}.wav", speech_like(24000 * 2, seed=seed), 24000, subtype="FLOAT")
+    return root
+
+
+def tiny_training_config(clips: Path, tmp_path: Path, **overrides):
+    """A TrainingConfig of a few fast steps of the tiny generator on `clips`, writing under `tmp_path`."""
+    from hf_vocos.training import TrainingConfig
+
+    values = dict(
+        output_dir=str(tmp_path / "run"),
+        train_data=str(clips / "train"),
+        model_config=TINY_TRAINING,
+        batch_size=2,
+        crop_seconds=0.25,
+        max_steps=4,
+        losses=["mel"],
+        discriminators=[],
+        log_every=1000,
+        save_every=1000,
+        seed=3,
+    )
+    values.update(overrides)
+    return TrainingConfig(**values)

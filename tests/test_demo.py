@@ -1,27 +1,32 @@
-"""`make demo` (python -m hf_vocos.demo): works offline with the bundled model, prefers the Hub model when cached."""
+"""`make demo` (`python -m demo` from the repository root; the demo is not part of the installed package): works
+offline with the bundled model, prefers the Hub model when cached."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import soundfile
 import torch
 from conftest import fill_hub_cache, save_small_checkpoint
 
+from demo import BUNDLED_MODEL, DEMO_CLIP
 from hf_vocos import VocosModel, VocosProcessor
-from hf_vocos.demo import BUNDLED_MODEL, DEMO_CLIP
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_demo(tmp_path, cache):
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "hf_vocos.demo", "--output", str(tmp_path / "demo_out.wav")],
+        [sys.executable, "-m", "demo", "--output", str(tmp_path / "demo_out.wav")],
         capture_output=True,
         text=True,
         env=env,
+        cwd=ROOT,
         timeout=600,
     )
 
@@ -73,7 +78,7 @@ def test_bundled_model_is_small_and_follows_the_original_mel_settings():
 
 
 def test_align_undoes_the_delay_of_a_released_clip():
-    from hf_vocos.demo.recipe import align
+    from demo.recipe import align
 
     reference = np.random.default_rng(0).standard_normal(12000).astype(np.float32)
     delayed = np.concatenate([np.zeros(1100, np.float32), reference, np.zeros(50, np.float32)])

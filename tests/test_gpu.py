@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_ENCODEC, SMALL_MEL, model_for, randomize_, small_config, speech_like
+from conftest import SMALL_ENCODEC, SMALL_MEL, model_for, ours_from_original, randomize_, small_config, speech_like
 from reference import build_encodec_vocos, build_mel_vocos
 
 from hf_vocos import (
@@ -22,7 +22,6 @@ from hf_vocos import (
     VocosModel,
     VocosProcessor,
 )
-from hf_vocos.checkpoint_formats import rename_weights
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -36,22 +35,16 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _ours_from_original(original: torch.nn.Module, config: VocosConfig) -> VocosModel:
-    model = model_for(config).eval()
-    model.load_checked(rename_weights({key: value.cpu() for key, value in original.state_dict().items()}), "original")
-    return model
-
-
 @pytest.fixture(scope="module")
 def mel_pair():
     original = build_mel_vocos(seed=0).to(CUDA)
-    return original, _ours_from_original(original, VocosConfig()).to(CUDA)
+    return original, ours_from_original(original, VocosConfig()).to(CUDA)
 
 
 @pytest.fixture(scope="module")
 def encodec_pair():
     original = build_encodec_vocos(seed=0).to(CUDA)
-    return original, _ours_from_original(original, VocosEncodecConfig()).to(CUDA)
+    return original, ours_from_original(original, VocosEncodecConfig()).to(CUDA)
 
 
 def _speech_features(seconds: float, items: int = 2) -> torch.Tensor:

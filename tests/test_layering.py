@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "hf_vocos"
 
-# Lowest first. A module may import modules of lower layers only; the modules of one subpackage (training, demo) may
+# Lowest first. A module may import modules of lower layers only; the modules of one subpackage (training) may
 # also import each other, without cycles.
 LAYERS = [
     {"_environment", "version", "capabilities", "configuration_vocos", "feature_extraction_vocos", "audio_io"},
@@ -19,7 +19,7 @@ LAYERS = [
     {"cli_support"},
     {"dataset_vocos"},
     {"training"},
-    {"cli", "demo"},
+    {"cli"},
     {"__init__", "__main__"},
 ]
 # What a checkpoint saved with its code carries (hf_vocos.with_remote_code): the model and its processor.
@@ -122,3 +122,18 @@ def test_the_model_code_reaches_no_tooling():
             reached.add(name)
             todo.extend(graph[name])
     assert reached == MODEL_CODE
+
+
+# Modules without behaviour of their own to test: the package's entry points and its version string.
+WITHOUT_TEST_FILE = {"__init__", "__main__", "version", "training.__init__"}
+
+
+def test_tests_mirror_the_package():
+    """One test file per module: `x.py` is tested in tests/test_x.py, `training/x.py` in tests/test_training_x.py."""
+    tests = Path(__file__).resolve().parent
+    missing = [
+        f"{name} -> tests/test_{name.replace('.', '_').lstrip('_')}.py"
+        for name in _modules()
+        if name not in WITHOUT_TEST_FILE and not (tests / f"test_{name.replace('.', '_').lstrip('_')}.py").is_file()
+    ]
+    assert not missing, "modules without a test file:\n" + "\n".join(missing)

@@ -1,12 +1,13 @@
 """What the command line's subcommands share (`cli`, `dataset_vocos`): the error that stops a command, loading the
-vocoder from the common options, and their defaults. Light to import: `hf-vocos --help` loads no torch."""
+vocoder from the common options, and their defaults. Imports nothing heavy itself: the vocoder is imported when one
+is loaded."""
 
 from __future__ import annotations
 
 __all__ = ["DEFAULT_MODEL", "DTYPE_CHOICES", "CliError", "load_vocoder"]
 
 DEFAULT_MODEL = "hf-audio/vocos-mel-24khz"
-# (the choices of `vocoder.resolve_dtype`, spelled out so that `--help` does not import torch)
+# (the choices of `vocoder.resolve_dtype`, spelled out so that this module does not import the vocoder)
 DTYPE_CHOICES = ("float32", "bfloat16", "float16", "auto")
 
 

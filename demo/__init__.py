@@ -1,8 +1,8 @@
-"""The demo behind `make demo` (`python -m hf_vocos.demo`): resynthesise a short speech clip and show how close the
-result is to it.
+"""The demo behind `make demo` (`python -m demo`, from the repository root): resynthesise a short speech clip and
+show how close the result is to it.
 
 It uses the released `hf-audio/vocos-mel-24khz` when the Hugging Face Hub has it (from the local cache, or downloaded
-when the Hub is reachable), and otherwise the small model bundled in this package (`BUNDLED_MODEL`, trained on this
+when the Hub is reachable), and otherwise the small model beside this file (`BUNDLED_MODEL`, trained on this
 machine's synthetic speech: see docs/demo-model.md), saying which. It writes the audio and a picture of the input and
 output spectrograms, and prints the log-mel L1 and multi-resolution STFT distances to the input.
 """
@@ -37,8 +37,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def load_demo_model(name: str = HUB_MODEL):
     """(model, processor, where it came from): `name` from the Hub cache or the Hub, else the bundled model."""
-    from ..modeling_vocos import VocosModel
-    from ..processing_vocos import VocosProcessor
+    from hf_vocos import VocosModel, VocosProcessor
 
     reasons = []
     for local_only in (True, False):
@@ -57,7 +56,7 @@ def load_demo_model(name: str = HUB_MODEL):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hf_vocos.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n")[0])
     parser.add_argument("--input", default=str(DEMO_CLIP), help="speech to resynthesise (default: the bundled clip)")
     parser.add_argument("--output", default="demo_out.wav", help="where to write the audio (a .png goes beside it)")
     parser.add_argument("--model", default=HUB_MODEL, help=f"model to try first (default {HUB_MODEL})")
@@ -66,8 +65,8 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from ..audio_io import load_audio, resample, save_audio, to_mono
-    from ..training.metrics import audio_metrics
+    from hf_vocos.audio_io import load_audio, resample, save_audio, to_mono
+    from hf_vocos.training.metrics import audio_metrics
 
     started = time.perf_counter()
     model, processor, source = load_demo_model(args.model)
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
     print(f"input: {args.input} ({len(audio) / model.config.sampling_rate:.2f} s)")
     print(f"wrote {output_path} ({len(output) / model.config.sampling_rate:.2f} s at {model.config.sampling_rate} Hz)")
     try:
-        from ..plotting import plot_panels
+        from hf_vocos.plotting import plot_panels
 
         extractor = processor.feature_extractor
         picture = plot_panels(

@@ -1,10 +1,10 @@
 """How the bundled demo model was made, runnable end to end (development time; needs Debian's espeak-ng and sox, and
 `pip install "hf_vocos[train]"`). docs/demo-model.md reports the run.
 
-    python -m hf_vocos.demo.recipe data --output demo-data           # synthetic speech corpus (espeak-ng + sox)
-    python -m hf_vocos.demo.recipe train --data demo-data --output demo-run --max-steps 20000
-    python -m hf_vocos.demo.recipe evaluate --model demo-run/model --data demo-data [--real path/to/vocos-demo-samples]
-    python -m hf_vocos.demo.recipe finetune --model demo-run/model --data demo-data --output demo-finetune
+    python -m demo.recipe data --output demo-data           # synthetic speech corpus (espeak-ng + sox)
+    python -m demo.recipe train --data demo-data --output demo-run --max-steps 20000
+    python -m demo.recipe evaluate --model demo-run/model --data demo-data [--real path/to/vocos-demo-samples]
+    python -m demo.recipe finetune --model demo-run/model --data demo-data --output demo-finetune
 
 The corpus is speech this machine can produce: espeak-ng reading sentences taken from text already on it (license
 texts and Python's own docstrings) with 8 English voices and about 90 voice variants, at random rates and pitches,
@@ -178,7 +178,7 @@ DEMO_MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_layers": 5}  # 
 
 
 def train(data: Path, output: Path, max_steps: int, resume: bool, **overrides) -> None:
-    from ..training import TrainingConfig, VocosTrainer
+    from hf_vocos.training import TrainingConfig, VocosTrainer
 
     settings = dict(
         output_dir=str(output),
@@ -218,10 +218,9 @@ def evaluate(model_path: str, data: Path, real: Path | None, clips: int = 48) ->
     outputs stored beside them."""
     import torch
 
-    from ..audio_io import load_audio, resample, to_mono
-    from ..modeling_vocos import VocosModel
-    from ..processing_vocos import VocosProcessor
-    from ..training.metrics import audio_metrics, griffin_lim
+    from hf_vocos import VocosModel, VocosProcessor
+    from hf_vocos.audio_io import load_audio, resample, to_mono
+    from hf_vocos.training.metrics import audio_metrics, griffin_lim
 
     model = VocosModel.from_pretrained(model_path).eval()
     extractor = VocosProcessor.from_pretrained(model_path).feature_extractor

@@ -1,7 +1,0 @@
-"""`python -m hf_vocos.demo`."""
-
-import sys
-
-from . import main
-
-sys.exit(main())
