@@ -36,7 +36,9 @@ __all__ = [
     "find_original_checkpoint",
     "guess_format",
     "load_original_state_dict",
+    "loaded_keys",
     "read_original_config",
+    "referenced_codebook_table",
     "rename_weights",
 ]
 
@@ -156,6 +158,54 @@ def codebook_table_from_encodec(config: VocosEncodecConfig, name_or_path: str, *
     if len(layers) < config.num_codebooks:
         raise ValueError(f"{name_or_path} has {len(layers)} codebooks; this model needs {config.num_codebooks}.")
     return torch.cat([layer.codebook.embed for layer in layers]).detach()
+
+
+def loaded_keys(info: dict, model) -> list[str]:
+    """The checkpoint's keys as far as the loading info tells them (for naming the format in an error)."""
+    return list(info.get("unexpected_keys", ())) + [
+        key for key in model.state_dict() if key not in info.get("missing_keys", ())
+    ]
+
+
+def _encodec_reference(name_or_path, hub_kwargs: dict) -> str:
+    """The EnCodec model a checkpoint's processor files point at (its tokenizer), else facebook/encodec_24khz."""
+    import json
+
+    from transformers.utils import cached_file
+
+    for file_name in ("processor_config.json", "audio_tokenizer_config.json"):
+        if os.path.isdir(str(name_or_path)):
+            path = os.path.join(str(name_or_path), hub_kwargs.get("subfolder") or "", file_name)
+            path = path if os.path.isfile(path) else None
+        else:
+            kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
+            path = cached_file(str(name_or_path), file_name, _raise_exceptions_for_missing_entries=False, **kwargs)
+        if path is None:
+            continue
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+        pointer = content.get("audio_tokenizer", content)
+        if isinstance(pointer, dict) and pointer.get("audio_tokenizer_name_or_path"):
+            return pointer["audio_tokenizer_name_or_path"]
+        if content.get("encodec_name_or_path"):
+            return content["encodec_name_or_path"]
+    return DEFAULT_ENCODEC_REPO
+
+
+def _tokenizer_kwargs(hub_kwargs: dict) -> dict:
+    """Hub access kwargs for another repository (not this one's revision or subfolder)."""
+    return {
+        key: value
+        for key, value in hub_kwargs.items()
+        if key in ("cache_dir", "token", "local_files_only", "force_download")
+    }
+
+
+def referenced_codebook_table(config: VocosEncodecConfig, name_or_path, hub_kwargs: dict) -> torch.Tensor:
+    """The codebook table of an EnCodec checkpoint saved without one: from the EnCodec model its processor files name
+    (facebook/encodec_24khz when they name none), loaded with the same cache and token as the checkpoint."""
+    reference = _encodec_reference(name_or_path, hub_kwargs)
+    return codebook_table_from_encodec(config, reference, **_tokenizer_kwargs(hub_kwargs))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

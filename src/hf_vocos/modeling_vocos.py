@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +23,16 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 
 from .checkpoint_formats import (
-    DEFAULT_ENCODEC_REPO,
     HUB_KWARGS,
     KEY_MAPPING,
     check_loaded_weights,
     check_mel_buffers,
-    codebook_table_from_encodec,
     configs_from_original,
     find_original_checkpoint,
     load_original_state_dict,
+    loaded_keys,
     read_original_config,
+    referenced_codebook_table,
     rename_weights,
 )
 from .configuration_vocos import VocosConfig, VocosEncodecConfig
@@ -374,11 +373,10 @@ class VocosModel(VocosPreTrainedModel):
         model, info = super(VocosModel, model_class).from_pretrained(
             name_or_path, config=config, key_mapping=KEY_MAPPING, output_loading_info=True, **kwargs
         )
-        checkpoint_keys = _loaded_keys(info, model)
+        checkpoint_keys = loaded_keys(info, model)
         if config.is_codes_model and "codebook_weights" in info.get("missing_keys", ()):
             # Generations B-D kept no codebook table: it is the referenced EnCodec model's codebooks.
-            reference = _encodec_reference(name_or_path, hub_kwargs)
-            table = codebook_table_from_encodec(config, reference, **_tokenizer_kwargs(hub_kwargs))
+            table = referenced_codebook_table(config, name_or_path, hub_kwargs)
             with torch.no_grad():
                 model.codebook_weights.copy_(table.to(model.codebook_weights.dtype))
             info["missing_keys"] = [key for key in info["missing_keys"] if key != "codebook_weights"]
@@ -658,47 +656,6 @@ class VocosEncodecModel(VocosModel, VocosEncodecPreTrainedModel):
         rows = (codes + offsets[:, None, None]).permute(1, 2, 0).reshape(-1, num_quantizers)
         embeddings = nn.functional.embedding_bag(rows, self.codebook_weights, mode="sum")
         return embeddings.view(batch_size, num_frames, -1).transpose(1, 2).to(self.dtype)
-
-
-def _loaded_keys(info: dict, model) -> list[str]:
-    """The checkpoint's keys as far as the loading info tells them (for naming the format in an error)."""
-    return list(info.get("unexpected_keys", ())) + [
-        key for key in model.state_dict() if key not in info.get("missing_keys", ())
-    ]
-
-
-def _encodec_reference(name_or_path, hub_kwargs: dict) -> str:
-    """The EnCodec model a checkpoint's processor files point at (its tokenizer), else facebook/encodec_24khz."""
-    import json
-
-    from transformers.utils import cached_file
-
-    for file_name in ("processor_config.json", "audio_tokenizer_config.json"):
-        if os.path.isdir(str(name_or_path)):
-            path = os.path.join(str(name_or_path), hub_kwargs.get("subfolder") or "", file_name)
-            path = path if os.path.isfile(path) else None
-        else:
-            kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
-            path = cached_file(str(name_or_path), file_name, _raise_exceptions_for_missing_entries=False, **kwargs)
-        if path is None:
-            continue
-        with open(path, encoding="utf-8") as handle:
-            content = json.load(handle)
-        pointer = content.get("audio_tokenizer", content)
-        if isinstance(pointer, dict) and pointer.get("audio_tokenizer_name_or_path"):
-            return pointer["audio_tokenizer_name_or_path"]
-        if content.get("encodec_name_or_path"):
-            return content["encodec_name_or_path"]
-    return DEFAULT_ENCODEC_REPO
-
-
-def _tokenizer_kwargs(hub_kwargs: dict) -> dict:
-    """Hub access kwargs for another repository (not this one's revision or subfolder)."""
-    return {
-        key: value
-        for key, value in hub_kwargs.items()
-        if key in ("cache_dir", "token", "local_files_only", "force_download")
-    }
 
 
 # ---------------------------------------------------------------------------------------------------------------------
