@@ -28,8 +28,10 @@ from hf_vocos import VocosModel
 from hf_vocos.conversion import (
     ORIGINAL_CONFIG_NAME,
     ORIGINAL_WEIGHTS_NAME,
+    ORIGINAL_WEIGHTS_NAMES,
     ConversionError,
     convert_original_checkpoint,
+    original_weights_in,
     verify_against_original,
 )
 from hf_vocos.sharing import model_card, source_license, with_remote_code
@@ -45,6 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--encodec-checkpoint",
         help="the encodec package's 24 kHz state dict (encodec_24khz-*.th), converted for the processor; without "
         "it an EnCodec checkpoint's processor loads facebook/encodec_24khz from the Hub",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="the weights file in --input (default: pytorch_model.bin, model.safetensors, or the folder's only "
+        ".safetensors or Lightning .ckpt)",
     )
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also push model, processor and card to this repo")
     parser.add_argument(
@@ -65,25 +73,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_input(name_or_path: str, revision: str | None) -> tuple[Path, Path, Path | None]:
-    """(config.yaml, pytorch_model.bin, README.md or None) of a local folder or a Hub repository."""
+def resolve_input(
+    name_or_path: str, revision: str | None, weights_name: str | None = None
+) -> tuple[Path, Path | None, Path | None]:
+    """(config.yaml, the weights file or None, README.md or None) of a local folder or a Hub repository. The weights
+    are `weights_name` if given, else pytorch_model.bin, model.safetensors, or a folder's only .safetensors/.ckpt."""
     folder = Path(name_or_path)
     if folder.is_dir():
         readme = folder / "README.md"
-        return folder / ORIGINAL_CONFIG_NAME, folder / ORIGINAL_WEIGHTS_NAME, readme if readme.is_file() else None
+        weights = original_weights_in(folder, weights_name)
+        return folder / ORIGINAL_CONFIG_NAME, weights, readme if readme.is_file() else None
     if folder.exists():
         raise ConversionError(f"--input {name_or_path}: a file; expected a folder or a Hub repository id")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
+    errors = (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, ValueError, OSError)
+
     def download(filename: str) -> Path:
         return Path(hf_hub_download(name_or_path, filename, revision=revision))
 
+    candidates = [weights_name] if weights_name else list(ORIGINAL_WEIGHTS_NAMES)
     try:
-        config, weights = download(ORIGINAL_CONFIG_NAME), download(ORIGINAL_WEIGHTS_NAME)
-    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, ValueError, OSError) as error:
+        config = download(ORIGINAL_CONFIG_NAME)
+        for number, candidate in enumerate(candidates, 1):
+            try:
+                weights = download(candidate)
+                break
+            except errors:
+                if number == len(candidates):
+                    raise
+    except errors as error:
+        wanted = weights_name or ORIGINAL_WEIGHTS_NAME
         raise ConversionError(
-            f"--input {name_or_path}: no such folder, and no {ORIGINAL_CONFIG_NAME} + {ORIGINAL_WEIGHTS_NAME} on the "
+            f"--input {name_or_path}: no such folder, and no {ORIGINAL_CONFIG_NAME} + {wanted} on the "
             f"Hub or in its cache ({type(error).__name__})"
         ) from None
     try:
@@ -109,7 +132,7 @@ def check_output(output: Path, overwrite: bool) -> None:
 def convert(args: argparse.Namespace) -> Path:
     output = Path(args.output)
     check_output(output, args.overwrite)
-    config_path, weights_path, readme = resolve_input(args.input, args.revision)
+    config_path, weights_path, readme = resolve_input(args.input, args.revision, args.weights)
     model, processor = convert_original_checkpoint(config_path, weights_path, args.encodec_checkpoint)
     license = args.license or source_license(readme)
     if license is None:

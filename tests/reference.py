@@ -19,6 +19,7 @@ import librosa
 import numpy as np
 import torch
 import yaml
+from frontends import torchaudio_filterbank
 
 from hf_vocos.conversion import import_original_vocos
 
@@ -151,15 +152,20 @@ def encodec_codes(encodec_model, audio: torch.Tensor, bandwidth: float) -> torch
         return encodec_model.quantizer.encode(embeddings, encodec_model.frame_rate, encodec_model.bandwidth)
 
 
-def mel_buffers(sample_rate, n_fft, n_mels, f_min=0.0, f_max=None, norm=None, mel_scale="htk") -> dict:
+def mel_buffers(sample_rate, n_fft, n_mels, f_min=0.0, f_max=None, norm=None, mel_scale="htk", like="torchaudio"):
     """The buffers torchaudio's MelSpectrogram puts in a mel checkpoint's state dict (its Hann window and its filter
-    bank, (n_fft // 2 + 1, n_mels)), computed independently: librosa's filters with the same conventions."""
-    filters = librosa.filters.mel(
-        sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max, htk=mel_scale == "htk", norm=norm
-    )
+    bank, (n_fft // 2 + 1, n_mels)), computed independently of hf_vocos: as torchaudio does, in float32
+    (`like="torchaudio"`, what real checkpoints hold), or librosa's float64 filters rounded to float32."""
+    if like == "torchaudio":
+        filters = torchaudio_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, norm, mel_scale)
+    else:
+        filters = librosa.filters.mel(
+            sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max, htk=mel_scale == "htk", norm=norm
+        )
+        filters = torch.from_numpy(np.ascontiguousarray(filters.T, dtype=np.float32))
     return {
         "feature_extractor.mel_spec.spectrogram.window": torch.hann_window(n_fft),
-        "feature_extractor.mel_spec.mel_scale.fb": torch.from_numpy(np.ascontiguousarray(filters.T, dtype=np.float32)),
+        "feature_extractor.mel_spec.mel_scale.fb": filters.contiguous(),
     }
 
 

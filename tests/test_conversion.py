@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import fill_hub_cache, speech_like
+from frontends import vocos_log_mel
 from reference import (
     ENCODEC_24KHZ,
     build_encodec_model,
@@ -30,7 +31,7 @@ from reference import (
 )
 from transformers import EncodecModel
 
-from hf_vocos import VocosModel, VocosProcessor
+from hf_vocos import VocosFeatureExtractor, VocosModel, VocosProcessor
 from hf_vocos.conversion import ConversionError, convert_encodec_checkpoint, read_original_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -364,7 +365,7 @@ def _bad_inputs(originals, tmp_path):
         "truncated": (_write(tmp_path / "c", mel_config, raw[: len(raw) // 2]), "cannot be read, truncated or corrupt"),
         "garbage": (
             _write(tmp_path / "d", mel_config, b"\x00\x01not a checkpoint" * 100),
-            "not a PyTorch checkpoint, or corrupt",
+            "not a PyTorch checkpoint or a safetensors file, or corrupt",
         ),
         "unknown class": (
             _write(tmp_path / "e", config_with("backbone", class_path="myfork.models.FancyBackbone"), mel_weights),
@@ -524,3 +525,297 @@ def test_training_config_layout_is_read(tmp_path):
 
     with pytest.raises(ConversionError, match="encodec_48khz.*not supported"):
         configs_from_original(read_original_config(tmp_path / "config.yaml"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# community checkpoints: the shapes their config.yaml files have, random weights, small sizes
+
+COMMUNITY = {
+    # BSC-LT/vocos-mel-22khz and others trained with the `matcha` fork of vocos: its config.yaml
+    "fork-22khz": {
+        "sample_rate": 22050,
+        "n_fft": 1024,
+        "hop_length": 256,
+        "n_mels": 80,
+        "padding": "same",
+        "f_min": 0,
+        "f_max": 8000,
+        "norm": "slaney",
+        "mel_scale": "slaney",
+    },
+    # a 44.1 kHz model trained with the fork (f_max stated up to Nyquist)
+    "fork-44khz": {
+        "sample_rate": 44100,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "n_mels": 128,
+        "padding": "center",
+        "f_min": 0,
+        "f_max": 22050,
+        "norm": "slaney",
+        "mel_scale": "slaney",
+    },
+    # ZhangRC/vocos-audioset-32khz: the original vocos 0.1.0
+    "original-32khz": {"sample_rate": 32000, "n_fft": 2048, "hop_length": 1024, "n_mels": 128, "padding": "center"},
+    # a 16 kHz fine-tune with the original's code
+    "original-16khz": {"sample_rate": 16000, "n_fft": 1024, "hop_length": 256, "n_mels": 100, "padding": "center"},
+}
+SMALL = {"dim": 64, "intermediate_dim": 192, "num_layers": 2}
+
+
+def _community_checkpoint(folder: Path, name: str, seed: int = 0, weights_file: str | None = None, extra=None):
+    """An original-format folder of the `COMMUNITY` config `name`, its mel buffers as torchaudio (float32) makes
+    them; returns (original model, folder)."""
+    features = COMMUNITY[name]
+    basic = {key: features[key] for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "padding")}
+    model = build_mel_vocos(seed=seed, **basic, **SMALL)
+    buffers = mel_buffers(
+        features["sample_rate"],
+        features["n_fft"],
+        features["n_mels"],
+        features.get("f_min", 0.0),
+        features.get("f_max"),
+        features.get("norm"),
+        features.get("mel_scale", "htk"),
+    )
+    save_original_checkpoint(model, folder, mel_config_yaml(features, **SMALL), {**buffers, **(extra or {})})
+    return model, folder
+
+
+@pytest.mark.parametrize("name", sorted(COMMUNITY))
+def test_community_checkpoints_give_the_originals_audio_from_their_own_mel(tmp_path, name, capsys):
+    """Each converts; the converted processor + model give what the original gives from the mel its training code
+    computes (the fork's: its f_min/f_max/norm/mel_scale and the 1e-5 floor), silence included."""
+    original, folder = _community_checkpoint(tmp_path / "in", name)
+    assert cli.main(["--input", str(folder), "--output", str(tmp_path / "out"), "--license", "mit"]) == 0
+    capsys.readouterr()
+    features = COMMUNITY[name]
+    fork = "f_min" in features
+    floor = 1e-5 if fork else 1e-7
+    processor = VocosProcessor.from_pretrained(tmp_path / "out")
+    model = VocosModel.from_pretrained(tmp_path / "out").eval()
+    extractor = processor.feature_extractor
+    assert extractor.log_floor == floor and extractor.padding_value == pytest.approx(np.log(floor))
+    assert f"clamped at {floor:g}" in (tmp_path / "out" / "README.md").read_text()
+
+    rate = features["sample_rate"]
+    audio = np.concatenate([speech_like(rate, rate, seed=3), np.zeros(rate // 2, np.float32)])
+    theirs = vocos_log_mel(
+        torch.from_numpy(audio)[None],
+        **{key: value for key, value in features.items() if key != "sample_rate"},
+        sample_rate=rate,
+        clip_val=floor,
+    )
+    inputs = processor(audio=audio, sampling_rate=rate, return_tensors="pt")
+    ours = inputs["input_features"]
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=1e-4)
+    silent = theirs[0, :, -4:]
+    assert torch.all(silent == np.float32(np.log(floor))) and torch.equal(ours[0, :, -4:], silent)
+    with torch.no_grad():
+        ours_audio = model(**inputs).audio[0]
+    expected = decode_features(original, theirs)[0]
+    np.testing.assert_allclose(ours_audio.numpy(), expected.numpy(), rtol=0, atol=1e-4)
+
+
+def test_a_stated_clip_val_is_the_log_floor(tmp_path):
+    features = {**COMMUNITY["fork-22khz"], "clip_val": 1e-4}
+    model = build_mel_vocos(
+        seed=1, **{k: features[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "padding")}, **SMALL
+    )
+    buffers = mel_buffers(22050, 1024, 80, 0, 8000, "slaney", "slaney")
+    folder = save_original_checkpoint(model, tmp_path / "in", mel_config_yaml(features, **SMALL), buffers)
+    assert VocosProcessor.from_pretrained(folder).feature_extractor.log_floor == 1e-4
+    # the original's config with clip_val, without the fork's arguments
+    plain = {key: value for key, value in COMMUNITY["original-16khz"].items()}
+    model = build_mel_vocos(seed=1, **plain, **SMALL)
+    folder = save_original_checkpoint(
+        model, tmp_path / "plain", mel_config_yaml({**plain, "clip_val": 1e-5}, **SMALL), mel_buffers(16000, 1024, 100)
+    )
+    assert VocosProcessor.from_pretrained(folder).feature_extractor.log_floor == 1e-5
+    config = mel_config_yaml({**plain, "clip_val": -1}, **SMALL)
+    save_original_checkpoint(model, tmp_path / "bad", config)
+    with pytest.raises(ConversionError, match="clip_val must be a positive number, got -1"):
+        read_original_config(tmp_path / "bad" / "config.yaml")
+
+
+def test_log_floor_by_hand_moves_the_padding_value_everywhere(tmp_path, capsys):
+    _, folder = _community_checkpoint(tmp_path / "in", "original-16khz")
+    # an original-format folder
+    processor = VocosProcessor.from_pretrained(folder, log_floor=1e-5)
+    assert processor.feature_extractor.log_floor == 1e-5
+    assert processor.feature_extractor.padding_value == pytest.approx(np.log(1e-5))
+    # a saved processor; padded frames of a ragged batch still look like silence
+    VocosProcessor.from_pretrained(folder).save_pretrained(tmp_path / "saved")
+    extractor = VocosFeatureExtractor.from_pretrained(tmp_path / "saved", log_floor=1e-5)
+    batch = extractor([speech_like(16000, 16000), speech_like(8000, 16000)], sampling_rate=16000)
+    short = int(batch["attention_mask"][1].sum())
+    assert np.all(batch["input_features"][1, :, short:] == np.float32(np.log(1e-5)))
+    # a padding value set on purpose stays
+    extractor = VocosFeatureExtractor.from_pretrained(tmp_path / "saved", log_floor=1e-5, padding_value=0.0)
+    assert extractor.padding_value == 0.0
+    # the CLI
+    wav = tmp_path / "a.wav"
+    import soundfile
+
+    soundfile.write(wav, np.concatenate([speech_like(16000, 16000), np.zeros(4000, np.float32)]), 16000)
+    from hf_vocos.cli import main
+
+    assert (
+        main(["analyze", str(wav), "-o", str(tmp_path / "mel"), "--model", str(folder), "--log-floor", "1e-5", "-q"])
+        == 0
+    )
+    mel = np.load(tmp_path / "mel" / "a.npy")
+    assert mel.min() == np.float32(np.log(1e-5))
+    assert (
+        main(["analyze", str(wav), "-o", str(tmp_path / "bad"), "--model", str(folder), "--log-floor", "0", "-q"]) != 0
+    )
+    assert "`log_floor` must be a positive number, got 0.0" in capsys.readouterr().err
+
+
+def test_lightning_and_safetensors_weights(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    original, folder = _community_checkpoint(tmp_path / "base", "fork-22khz")
+    weights = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    expected = decode_features(original, torch.randn(1, 80, 40, generator=torch.Generator().manual_seed(0)))
+
+    def converted_audio(input_folder, *extra):
+        output = tmp_path / ("out-" + input_folder.name)
+        argv = ["--input", str(input_folder), "--output", str(output), "--overwrite", *extra]
+        assert cli.main(argv) == 0, capsys.readouterr()
+        features = torch.randn(1, 80, 40, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            return VocosModel.from_pretrained(output)(input_features=features).audio
+
+    # a Lightning training checkpoint: the generator under state_dict, discriminators and optimizer beside it
+    lightning = tmp_path / "lightning"
+    lightning.mkdir()
+    (lightning / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": config}}))
+    torch.save(
+        {
+            "epoch": 3,
+            "global_step": 1200,
+            "pytorch-lightning_version": "1.8.6",
+            "state_dict": {**weights, "multiperioddisc.discriminators.0.convs.0.weight": torch.zeros(2, 1, 5, 1)},
+            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 5e-4}]}],
+            "hyper_parameters": {"sample_rate": 22050, "initial_learning_rate": 5e-4},
+        },
+        lightning / "last.ckpt",
+    )
+    torch.testing.assert_close(converted_audio(lightning), expected, rtol=0, atol=1e-5)
+    # several .ckpt files: name one
+    torch.save({"state_dict": {}}, lightning / "epoch=1.ckpt")
+    torch.testing.assert_close(converted_audio(lightning, "--weights", "last.ckpt"), expected, rtol=0, atol=1e-5)
+
+    # a safetensors file, under its own name or renamed to pytorch_model.bin
+    for name in ("vocos.safetensors", "pytorch_model.bin"):
+        shipped = tmp_path / name.replace(".", "-")
+        shipped.mkdir()
+        (shipped / "config.yaml").write_text(yaml.safe_dump(config))
+        save_file({key: value.contiguous() for key, value in weights.items()}, shipped / name)
+        torch.testing.assert_close(converted_audio(shipped), expected, rtol=0, atol=1e-5)
+        assert VocosModel.from_pretrained(shipped) is not None  # on the fly too
+
+    # a truncated safetensors file is named as such
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text(yaml.safe_dump(config))
+    data = (tmp_path / "vocos-safetensors" / "vocos.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert cli.main(["--input", str(broken), "--output", str(tmp_path / "no")]) == 1
+    assert "model.safetensors: a safetensors file that cannot be read" in capsys.readouterr().err
+
+
+class _Marker:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ.get("TMPDIR", "/tmp")) / "hf_vocos_unpickled_marker",))
+
+
+def test_a_ckpt_with_pickled_objects_is_refused_without_unpickling(tmp_path, capsys):
+    marker = Path(os.environ.get("TMPDIR", "/tmp")) / "hf_vocos_unpickled_marker"
+    marker.unlink(missing_ok=True)
+    _, folder = _community_checkpoint(tmp_path / "base", "original-16khz")
+    weights = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    (folder / "pytorch_model.bin").unlink()
+    torch.save({"state_dict": weights, "callbacks": {"EarlyStopping": _Marker()}}, folder / "last.ckpt")
+    assert cli.main(["--input", str(folder), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "last.ckpt: refusing to unpickle it: it holds a Python object" in err and "state_dict" in err
+    assert not marker.exists(), "the pickled object was executed"
+    with pytest.raises(ValueError, match="refusing to unpickle it"):
+        VocosModel.from_pretrained(folder)
+    assert not marker.exists()
+
+
+def test_unknown_formats_get_every_reason_at_once(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    _, folder = _community_checkpoint(tmp_path / "base", "original-16khz")
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+
+    # a WaveNext head on a WavTokenizer-style module tree, weights under other names
+    wavenext = tmp_path / "wavenext"
+    wavenext.mkdir()
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["head"]["class_path"] = "vocos.heads.WaveNextHead"
+    changed["feature_extractor"]["class_path"] = "decoder.feature_extractors.EncodecFeatures"
+    (wavenext / "config.yaml").write_text(yaml.safe_dump(changed))
+    torch.save({"decoder.backbone.embed.weight": torch.zeros(2)}, wavenext / "wavtokenizer.ckpt")
+    # an MLX port: config.json, channels-last weights under MLX names
+    mlx = tmp_path / "mlx"
+    mlx.mkdir()
+    (mlx / "config.json").write_text(json.dumps({"dim": 512, "n_fft": 1024}))
+    save_file({"blocks.0.conv.weight": torch.zeros(4, 7, 1)}, mlx / "model.safetensors")
+
+    for input_folder, reasons in (
+        (
+            wavenext,
+            [
+                "unknown feature_extractor class 'decoder.feature_extractors.EncodecFeatures'",
+                "unknown head class 'vocos.heads.WaveNextHead'",
+                "no weight has a Vocos name",
+            ],
+        ),
+        (mlx, ["config.yaml: no such file", "no weight has a Vocos name", "has a config.json and no config.yaml"]),
+    ):
+        assert cli.main(["--input", str(input_folder), "--output", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{len(reasons)} problems" in err[0], err
+        for reason in reasons:
+            assert reason in err[0], (reason, err[0])
+
+
+SAMPLE_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def test_genuine_filterbanks_pass_and_other_mel_settings_are_named():
+    """torchaudio's float32 filters of every common setting pass the check (21 of these 54 were refused at 1e-5);
+    filters of other settings are refused, with the settings they match."""
+    from hf_vocos.checkpoint_formats import check_mel_buffers
+
+    for rate in SAMPLE_RATES:
+        for n_mels in (80, 100, 128):
+            for n_fft in (512, 1024, 2048):
+                extractor = VocosFeatureExtractor(
+                    feature_size=n_mels, sampling_rate=rate, n_fft=n_fft, hop_length=n_fft // 4
+                )
+                check_mel_buffers(mel_buffers(rate, n_fft, n_mels), extractor, "ckpt")
+                slaney = VocosFeatureExtractor(
+                    feature_size=n_mels,
+                    sampling_rate=rate,
+                    n_fft=n_fft,
+                    hop_length=n_fft // 4,
+                    f_max=8000.0,
+                    mel_norm="slaney",
+                    mel_scale="slaney",
+                )
+                check_mel_buffers(mel_buffers(rate, n_fft, n_mels, 0, 8000, "slaney", "slaney"), slaney, "ckpt")
+    extractor = VocosFeatureExtractor(feature_size=80, sampling_rate=22050)
+    with pytest.raises(
+        ConversionError, match="it matches f_min: 0, f_max: 8000, norm: slaney, mel_scale: slaney: state these"
+    ):
+        check_mel_buffers(mel_buffers(22050, 1024, 80, 0, 8000, "slaney", "slaney"), extractor, "ckpt")
+    with pytest.raises(ConversionError, match="mel settings config.yaml does not state"):
+        check_mel_buffers(mel_buffers(22050, 1024, 80, 20.0, 7600), extractor, "ckpt")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import speech_like
+from frontends import RECIPES
 from transformers import AutoFeatureExtractor
 
 from hf_vocos import VocosConfig, VocosFeatureExtractor
@@ -461,3 +462,70 @@ def test_saved_settings_load_in_the_hubs_names_and_the_older_ones(tmp_path, padd
     assert features.shape == (1, 80, 22050 // 256 + 1 - 1)  # "same": T // hop frames ("center" would give one more)
     saved = extractor.to_dict()
     assert saved["padding"] == "same" and "stft_padding" not in saved and saved["num_mel_bins"] == 80
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# other front-ends' mels (docs/tts-frontends.md)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipes_reproduce_the_front_ends_own_mel(name):
+    """The documented VocosFeatureExtractor arguments give each TTS front-end's own mel (re-implemented from its
+    code's parameters in tests/frontends.py) to float32 rounding, silence and ragged batches included."""
+    frontend, arguments = RECIPES[name]
+    extractor = VocosFeatureExtractor(**arguments)
+    rate = extractor.sampling_rate
+    clips = [
+        np.concatenate([speech_like(rate, rate, seed=4), np.zeros(rate // 4, np.float32)]),
+        speech_like(rate // 2, rate, seed=5),
+    ]
+    batch = extractor(clips, sampling_rate=rate)
+    for index, clip in enumerate(clips):
+        theirs = frontend(torch.from_numpy(clip)[None])[0].numpy()
+        frames = int(batch["attention_mask"][index].sum())
+        assert frames == theirs.shape[-1]
+        # (F5-TTS's torchaudio filters are computed in float32: up to 5e-5 in the log; the others share the filters)
+        np.testing.assert_allclose(batch["input_features"][index, :, :frames], theirs, rtol=0, atol=1e-4)
+    assert np.all(batch["input_features"][1, :, frames:] == np.float32(np.log(arguments["log_floor"])))
+
+
+def test_power_and_magnitude_epsilon():
+    audio = speech_like(24000, 24000, seed=6)
+    plain = VocosFeatureExtractor()(audio, sampling_rate=24000)["input_features"]
+    power = VocosFeatureExtractor(power=2, log_floor=1e-14)(audio, sampling_rate=24000)["input_features"]
+    # mel of |X|^2 >= (mel of |X|)^2 / (sum of the filter) by Cauchy-Schwarz; equal in shape, far from equal in value
+    assert power.shape == plain.shape and np.mean(power) < np.mean(plain)
+    epsilon = VocosFeatureExtractor(magnitude_epsilon=1e-2)(audio, sampling_rate=24000)["input_features"]
+    assert np.all(epsilon >= plain - 1e-6) and np.any(epsilon > plain + 1e-3)
+    # a saved extractor keeps them
+    restored = VocosFeatureExtractor.from_dict(VocosFeatureExtractor(power=2, magnitude_epsilon=1e-9).to_dict())
+    assert (restored.power, restored.magnitude_epsilon) == (2.0, 1e-9)
+    for arguments, message in (
+        ({"power": 3}, r"`power` must be 1 \(magnitude\) or 2 \(power spectrum\), got 3"),
+        ({"power": True}, "`power` must be 1"),
+        ({"magnitude_epsilon": -1.0}, r"`magnitude_epsilon` must be a number in \[0, 1\), got -1.0"),
+        ({"magnitude_epsilon": "1e-9"}, "`magnitude_epsilon` must be a number"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            VocosFeatureExtractor(**arguments)
+
+
+def test_training_mel_follows_power_and_epsilon():
+    from hf_vocos.training.losses import LogMelSpectrogram
+
+    for arguments in ({"power": 2}, {"magnitude_epsilon": 1e-9, "log_floor": 1e-5}):
+        extractor = VocosFeatureExtractor(**arguments)
+        audio = speech_like(24000, 24000, seed=7)
+        expected = extractor(audio, sampling_rate=24000)["input_features"]
+        got = LogMelSpectrogram(extractor)(torch.from_numpy(audio)[None]).numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+def test_from_pretrained_arguments_go_through_the_constructor(tmp_path):
+    VocosFeatureExtractor().save_pretrained(tmp_path)
+    extractor = VocosFeatureExtractor.from_pretrained(tmp_path, n_fft=2048, hop_length=512, feature_size=80)
+    assert extractor.mel_filters.shape == (1025, 80) and extractor.num_mel_bins == 80
+    extractor = VocosFeatureExtractor.from_pretrained(tmp_path, log_floor=1e-5)
+    assert extractor.padding_value == pytest.approx(np.log(1e-5))
+    with pytest.raises(ValueError, match="`log_floor` must be a positive number"):
+        VocosFeatureExtractor.from_pretrained(tmp_path, log_floor=-1)

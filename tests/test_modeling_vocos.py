@@ -15,6 +15,7 @@ from hf_vocos import (
     VocosConfig,
     VocosEncodecConfig,
     VocosEncodecModel,
+    VocosEncodecProcessor,
     VocosFeatureExtractor,
     VocosModel,
     VocosOutput,
@@ -368,3 +369,84 @@ def test_torch_compile_equals_eager():
             torch.testing.assert_close(
                 compiled(codes=codes, bandwidth=3.0).audio, model(codes=codes, bandwidth=3.0).audio, rtol=0, atol=1e-5
             )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# hardening: no silent noise, no raw errors from deep inside
+
+
+@pytest.mark.parametrize("value", [-1e30, 3e38])
+def test_extreme_features_raise_instead_of_non_finite_audio(value):
+    model = model_for(small_config("mel"))
+    features = torch.full((1, model.config.input_channels, 12), value)
+    with pytest.raises(ValueError, match=r"the decoded audio is not finite: the input features lie in \[.*e\+?-?\d+"):
+        model(input_features=features)
+    # ordinary features still decode
+    assert torch.isfinite(model(input_features=torch.randn(1, model.config.input_channels, 12)).audio).all()
+
+
+def test_weights_with_nan_are_refused_on_load(tmp_path):
+    model = model_for(small_config("mel"))
+    with torch.no_grad():
+        model.layers[0].pwconv1.weight[0, 0] = float("nan")
+        model.decoder.out.bias[3] = float("inf")
+    model.save_pretrained(tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"the checkpoint is corrupt: 2 weight tensors hold NaN or infinite values "
+        r"\((decoder.out.bias, layers.0.pwconv1.weight|layers.0.pwconv1.weight, decoder.out.bias)\)",
+    ):
+        VocosModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_corrupt_safetensors_file_is_named(tmp_path, damage):
+    model_for(small_config("mel")).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not safetensors" * 9)
+    with pytest.raises(
+        ValueError, match=r"weights file \(model.safetensors\) is corrupt or truncated .*force_download"
+    ):
+        VocosModel.from_pretrained(tmp_path)
+
+
+def test_meta_tensors_are_named_as_having_no_data():
+    model = model_for(small_config("mel"))
+    channels = model.config.input_channels
+    with pytest.raises(
+        ValueError, match=r"`input_features` is on the meta device: it has a shape \(1, \d+, 8\) but no"
+    ):
+        model(input_features=torch.empty(1, channels, 8, device="meta"))
+    with pytest.raises(ValueError, match="`attention_mask` is on the meta device"):
+        model(input_features=torch.randn(1, channels, 8), attention_mask=torch.ones(1, 8, device="meta"))
+    codes_model = model_for(small_config("encodec"))
+    bandwidth = codes_model.config.bandwidths[0]
+    n = codes_model.config.num_quantizers_for_bandwidth(bandwidth)
+    with pytest.raises(ValueError, match="`codes` is on the meta device"):
+        codes_model(codes=torch.zeros(n, 1, 8, dtype=torch.long, device="meta"), bandwidth=bandwidth)
+    with pytest.raises(ValueError, match="`raw_speech` is on the meta device"):
+        VocosFeatureExtractor()(torch.empty(24000, device="meta"), sampling_rate=24000)
+    with pytest.raises(ValueError, match="`codes` is on the meta device"):
+        processor = VocosEncodecProcessor(VocosFeatureExtractor(), encodec_name_or_path="facebook/encodec_24khz")
+        processor(codes=torch.zeros(n, 8, dtype=torch.long, device="meta"), bandwidth=bandwidth)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("n_fft", 1023, "`n_fft` must be even"),
+        ("hop_length", 0, "`hop_length` must be a positive integer, got 0"),
+        ("hop_length", 4096, r"`hop_length` \(4096\) must be smaller than `win_length`"),
+        ("n_fft", -2, "`n_fft` must be a positive integer, got -2"),
+    ],
+)
+def test_configs_that_cannot_work_are_refused_when_loaded(tmp_path, field, value, message):
+    import json
+
+    model_for(small_config("mel")).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config[field] = value
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        VocosModel.from_pretrained(tmp_path)

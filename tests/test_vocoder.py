@@ -128,3 +128,21 @@ def test_each_or_alone_singles_out_the_failing_items():
 
     with pytest.raises(RuntimeError):  # only the errors a bad item raises are caught, not a broken model's
         each_or_alone(broken, [1, 2])
+
+
+def test_a_folder_whose_processor_and_model_disagree_is_refused(tmp_path):
+    """A processor saved beside another model (other rate, hop or mel bins) would decode garbage at the wrong speed."""
+    import json
+
+    folder = save_small_checkpoint(tmp_path / "mel")
+    saved = json.loads((folder / "preprocessor_config.json").read_text())
+    for changes, message in (
+        ({"sampling_rate": 22050, "f_max": 11025.0}, r"sampling rate 22050 \(processor\) vs 24000 \(model\)"),
+        ({"hop_length": 128}, r"hop length 128 \(processor\) vs 256 \(model\)"),
+        ({"feature_size": 80, "num_mel_bins": 80}, r"mel bins 80 \(processor\) vs \d+ \(model\)"),
+    ):
+        (folder / "preprocessor_config.json").write_text(json.dumps({**saved, **changes}))
+        with pytest.raises(
+            ValueError, match=r"--model .*: the processor and the model do not fit each other: " + message
+        ):
+            Vocoder(str(folder))

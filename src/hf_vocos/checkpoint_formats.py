@@ -37,6 +37,7 @@ __all__ = [
     "guess_format",
     "load_original_state_dict",
     "loaded_keys",
+    "original_weights_in",
     "read_original_config",
     "referenced_codebook_table",
     "rename_weights",
@@ -48,7 +49,11 @@ ORIGINAL_WEIGHTS_NAME = "pytorch_model.bin"
 
 
 class ConversionError(ValueError):
-    """A checkpoint that cannot be read; the message names the problem."""
+    """A checkpoint that cannot be read; the message names the problem (`problems`: each, where there are several)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -219,8 +224,8 @@ _HEAD = "vocos.heads.ISTFTHead"
 _REQUIRED = object()
 
 # The init arguments each supported class accepts, with the defaults of `vocos` 0.1.0. The mel feature extractor's
-# f_min/f_max/norm/mel_scale exist in later upstream revisions only; absent, they mean what 0.1.0 (torchaudio's
-# MelSpectrogram defaults) computes.
+# f_min/f_max/norm/mel_scale are the `matcha` fork's (below); absent, they mean what 0.1.0 (torchaudio's
+# MelSpectrogram defaults) computes. `clip_val` is the log floor, where a config states it.
 _SIGNATURES: dict[str, dict[str, Any]] = {
     _MEL: {
         "sample_rate": 24000,
@@ -232,6 +237,7 @@ _SIGNATURES: dict[str, dict[str, Any]] = {
         "f_max": None,
         "norm": None,
         "mel_scale": "htk",
+        "clip_val": None,
     },
     _ENCODEC: {"encodec_model": "encodec_24khz", "bandwidths": [1.5, 3.0, 6.0, 12.0], "train_codebooks": False},
     _BACKBONE: {
@@ -250,6 +256,13 @@ _NOT_IMPLEMENTED = {
     "vocos.heads.IMDCTSymExpHead": "the IMDCT (MDCT coefficient) heads",
     "vocos.heads.IMDCTCosHead": "the IMDCT (MDCT coefficient) heads",
 }
+# The `matcha` fork of vocos (Matcha-TTS-compatible mels: BSC-LT/vocos-mel-22khz and other community models) adds
+# f_min/f_max/norm/mel_scale to MelSpectrogramFeatures, with these defaults, and its safe_log clamps at 1e-5; its
+# config.yaml does not state the floor. A config with any of these arguments is the fork's.
+_MATCHA_FORK_MEL = {"f_min": 0.0, "f_max": 8000.0, "norm": "slaney", "mel_scale": "slaney"}
+MATCHA_FORK_LOG_FLOOR = 1e-5
+ORIGINAL_LOG_FLOOR = 1e-7
+
 # EnCodec 24 kHz: 75 frames/s, i.e. a hop of 320 samples, and 128-dimensional codebooks.
 _ENCODEC_24KHZ = {"sampling_rate": 24000, "hop_length": 320, "codebook_dim": 128, "codebook_size": 1024}
 
@@ -276,29 +289,52 @@ def read_original_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         raise ConversionError(
             f"{path}: expected the sections feature_extractor, backbone and head (each with class_path and init_args)"
         )
-    sections = {}
+    sections, problems = {}, []
     for section, supported in _SECTIONS.items():
         class_path = document[section].get("class_path")
         init_args = document[section].get("init_args") or {}
         if class_path in _NOT_IMPLEMENTED:
-            raise ConversionError(
-                f"{path}: {section} class {class_path} is not supported: hf_vocos implements the ConvNeXt backbone "
-                f"with the ISTFT head, not {_NOT_IMPLEMENTED[class_path]}"
+            problems.append(
+                f"{section} class {class_path} is not supported: hf_vocos implements the ConvNeXt backbone with the "
+                f"ISTFT head, not {_NOT_IMPLEMENTED[class_path]}"
             )
+            continue
         if class_path not in supported:
-            raise ConversionError(f"{path}: unknown {section} class {class_path!r}; supported: {', '.join(supported)}")
+            problems.append(f"unknown {section} class {class_path!r}; supported: {', '.join(supported)}")
+            continue
         if not isinstance(init_args, dict):
-            raise ConversionError(f"{path}: {section}.init_args must be a mapping, got {init_args!r}")
-        signature = _SIGNATURES[class_path]
+            problems.append(f"{section}.init_args must be a mapping, got {init_args!r}")
+            continue
+        signature = dict(_SIGNATURES[class_path])
+        fork = class_path == _MEL and any(name in init_args for name in _MATCHA_FORK_MEL)
+        if fork:
+            signature.update(_MATCHA_FORK_MEL)
         unknown = sorted(set(init_args) - set(signature))
         if unknown:
-            raise ConversionError(f"{path}: {class_path} has init arguments this conversion does not know: {unknown}")
+            problems.append(f"{class_path} has init arguments this conversion does not know: {unknown}")
+            continue
         arguments = {**signature, **init_args}
         missing = sorted(name for name, value in arguments.items() if value is _REQUIRED)
         if missing:
-            raise ConversionError(f"{path}: {class_path} is missing required init arguments {missing}")
-        sections[section] = {"class_path": class_path, "init_args": arguments}
+            problems.append(f"{class_path} is missing required init arguments {missing}")
+            continue
+        if class_path == _MEL:
+            if arguments["clip_val"] is None:
+                arguments["clip_val"] = MATCHA_FORK_LOG_FLOOR if fork else ORIGINAL_LOG_FLOOR
+            elif not (isinstance(arguments["clip_val"], (int, float)) and arguments["clip_val"] > 0):
+                problems.append(f"feature_extractor clip_val must be a positive number, got {arguments['clip_val']!r}")
+        sections[section] = {"class_path": class_path, "init_args": arguments, "matcha_fork": fork}
+    if problems:
+        raise every_problem([f"{path}: {problem}" for problem in problems])
     return sections
+
+
+def every_problem(problems: list[str]) -> ConversionError:
+    """One error whose one-line message names every problem found."""
+    if len(problems) == 1:
+        return ConversionError(problems[0])
+    numbered = "; ".join(f"({number}) {problem}" for number, problem in enumerate(problems, 1))
+    return ConversionError(f"cannot convert: {len(problems)} problems: {numbered}", problems)
 
 
 def configs_from_original(original: dict[str, dict[str, Any]]):
@@ -385,6 +421,7 @@ def configs_from_original(original: dict[str, dict[str, Any]]):
             mel_scale=features["mel_scale"],
             mel_norm=features["norm"],
             padding=features["padding"],
+            log_floor=float(features.get("clip_val") or ORIGINAL_LOG_FLOOR),
         )
     except ValueError as error:
         raise ConversionError(f"config.yaml: {error}") from None
@@ -392,11 +429,24 @@ def configs_from_original(original: dict[str, dict[str, Any]]):
 
 
 def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load an original `pytorch_model.bin` with `torch.load(weights_only=True)`: tensors only, never code. A PyTorch
-    Lightning training checkpoint is accepted too (its `state_dict`, minus the discriminators and losses)."""
+    """Load an original checkpoint's weights, never running code: a `pytorch_model.bin` or a PyTorch Lightning
+    training checkpoint (`.ckpt`: its `state_dict`, minus the discriminators and losses) with
+    `torch.load(weights_only=True)`, which refuses pickled Python objects; or a `.safetensors` file (recognised by its
+    header whatever its name)."""
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"{path}: no such file")
+    if _is_safetensors(path):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            loaded = load_file(path)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ConversionError(f"{path}: a safetensors file that cannot be read ({_first_line(error)})") from None
+        if not loaded:
+            raise ConversionError(f"{path}: the safetensors file holds no tensors")
+        return loaded
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -404,9 +454,12 @@ def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
         if found:
             raise ConversionError(
                 f"{path}: refusing to unpickle it: it holds a Python object ({found.group(1)}), not just tensors; a "
-                "plain state dict never does. Re-save it with torch.save(model.state_dict(), ...) from code you trust"
+                "plain state dict never does (a Lightning .ckpt may, in its hyper-parameters or callbacks). Re-save "
+                "the weights with torch.save(checkpoint['state_dict'], 'pytorch_model.bin') from code you trust"
             ) from None
-        raise ConversionError(f"{path}: not a PyTorch checkpoint, or corrupt (unpickling failed)") from None
+        raise ConversionError(
+            f"{path}: not a PyTorch checkpoint or a safetensors file, or corrupt (unpickling failed)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise ConversionError(f"{path}: cannot be read, truncated or corrupt ({_first_line(error)})") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
@@ -426,9 +479,15 @@ def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     return loaded
 
 
+# How far a checkpoint's filterbank may be from ours, relative to its largest value. torchaudio computes the filters
+# in float32 (mel points, slopes): up to 1.7e-5 from the float64 ones over the common settings (16-48 kHz, 80-128
+# mels); filters of other settings (f_max, norm, scale, f_min) differ by 1e-2 to 1 and more.
+FILTERBANK_TOLERANCE = 1e-4
+
+
 def check_mel_buffers(state_dict: dict[str, torch.Tensor], extractor, source: str) -> None:
-    """The original mel checkpoints carry torchaudio's filterbank and window: ours must be the same, or our features
-    would not be what the model was trained on."""
+    """The original mel checkpoints carry torchaudio's filterbank and window: ours must be the same (to float32
+    rounding), or our features would not be what the model was trained on."""
     filterbank = state_dict.get("feature_extractor.mel_spec.mel_scale.fb")
     if filterbank is not None:
         ours = torch.from_numpy(extractor.mel_filters)
@@ -437,18 +496,85 @@ def check_mel_buffers(state_dict: dict[str, torch.Tensor], extractor, source: st
                 f"{source}: the checkpoint's mel filterbank has shape {tuple(filterbank.shape)}, config.yaml implies "
                 f"{tuple(ours.shape)}"
             )
-        difference = float((filterbank.float() - ours).abs().max())
-        if difference > 1e-5:
+        difference = _filterbank_difference(filterbank, ours)
+        if difference > FILTERBANK_TOLERANCE:
             raise ConversionError(
-                f"{source}: the checkpoint's mel filterbank differs from the one config.yaml describes (max abs "
-                f"difference {difference:.3g}); its training code may have used other mel defaults: state f_min, "
-                "f_max, norm and mel_scale in config.yaml"
+                f"{source}: the checkpoint's mel filterbank differs from the one config.yaml describes (max difference "
+                f"{difference:.3g} of the largest filter value, float32 rounding stays below "
+                f"{FILTERBANK_TOLERANCE:g}); {_matching_filterbank(filterbank, extractor)}"
             )
     window = state_dict.get("feature_extractor.mel_spec.spectrogram.window")
     if window is not None:
         ours = torch.from_numpy(extractor.window)
         if tuple(window.shape) != tuple(ours.shape) or float((window.float() - ours).abs().max()) > 1e-6:
             raise ConversionError(f"{source}: the checkpoint's STFT window is not the periodic Hann window of n_fft")
+
+
+def _filterbank_difference(filterbank: torch.Tensor, ours: torch.Tensor) -> float:
+    scale = float(ours.abs().max()) or 1.0
+    return float((filterbank.float() - ours).abs().max()) / scale
+
+
+def _matching_filterbank(filterbank: torch.Tensor, extractor) -> str:
+    """Which mel settings the checkpoint's filters were made with, among the common ones, as advice."""
+    from .feature_extraction_vocos import VocosFeatureExtractor
+
+    nyquist = extractor.sampling_rate / 2
+    for f_min in dict.fromkeys((extractor.f_min, 0.0)):
+        for f_max in dict.fromkeys((extractor.f_max, 8000.0, nyquist)):
+            for norm in (None, "slaney"):
+                for scale in ("htk", "slaney"):
+                    if f_max > nyquist or f_min >= f_max:
+                        continue
+                    candidate = VocosFeatureExtractor(
+                        feature_size=extractor.feature_size,
+                        sampling_rate=extractor.sampling_rate,
+                        n_fft=extractor.n_fft,
+                        hop_length=extractor.hop_length,
+                        f_min=f_min,
+                        f_max=f_max,
+                        mel_norm=norm,
+                        mel_scale=scale,
+                    )
+                    if _filterbank_difference(filterbank, torch.from_numpy(candidate.mel_filters)) <= (
+                        FILTERBANK_TOLERANCE
+                    ):
+                        return (
+                            f"it matches f_min: {f_min:g}, f_max: {f_max:g}, norm: {norm or 'null'}, mel_scale: "
+                            f"{scale}: state these in config.yaml's feature_extractor.init_args"
+                        )
+    return "its training code used mel settings config.yaml does not state (f_min, f_max, norm, mel_scale)"
+
+
+# Weights files an original-format folder may hold, in the order they are looked for (then a single *.ckpt).
+ORIGINAL_WEIGHTS_NAMES = (ORIGINAL_WEIGHTS_NAME, "model.safetensors", "pytorch_model.safetensors")
+
+
+def original_weights_in(folder: str | os.PathLike, name: str | None = None) -> Path | None:
+    """The weights file of an original-format folder: `name` if given, else the first of `ORIGINAL_WEIGHTS_NAMES`
+    there, else its only `*.safetensors` or `*.ckpt` file; `None` when there is none (or several to choose from)."""
+    folder = Path(folder)
+    if name is not None:
+        return folder / name
+    for candidate in ORIGINAL_WEIGHTS_NAMES:
+        if (folder / candidate).is_file():
+            return folder / candidate
+    for pattern in ("*.safetensors", "*.ckpt"):
+        found = sorted(path for path in folder.glob(pattern) if path.is_file())
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with the length of its JSON header (8 bytes, little-endian), then "{"."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
 def find_original_checkpoint(name_or_path: str | os.PathLike, **hub_kwargs) -> tuple[Path, Path] | None:
@@ -462,10 +588,10 @@ def find_original_checkpoint(name_or_path: str | os.PathLike, **hub_kwargs) -> t
     subfolder = hub_kwargs.get("subfolder") or ""
     if os.path.isdir(name_or_path):
         folder = Path(name_or_path, subfolder)
-        files = folder / ORIGINAL_CONFIG_NAME, folder / ORIGINAL_WEIGHTS_NAME
-        if (folder / "config.json").exists() or not all(path.is_file() for path in files):
+        weights = original_weights_in(folder)
+        if (folder / "config.json").exists() or not (folder / ORIGINAL_CONFIG_NAME).is_file() or weights is None:
             return None
-        return files
+        return folder / ORIGINAL_CONFIG_NAME, weights
     if os.path.exists(name_or_path):
         return None
     from transformers.utils import cached_file

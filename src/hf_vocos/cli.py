@@ -343,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=description)
         sub.add_argument("inputs", nargs="+", metavar=metavar, help=inputs)
         common(sub, bandwidth)
+        if metavar == "IN":
+            sub.add_argument(
+                "--log-floor",
+                type=float,
+                help="mel models: clamp mel magnitudes at this value before the log, instead of the checkpoint's "
+                "(e.g. 1e-5 for a model trained with HiFi-GAN/Matcha-style features)",
+            )
         if writes_audio:
             audio_out(sub)
 

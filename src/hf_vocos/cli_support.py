@@ -26,6 +26,7 @@ def load_vocoder(args, bandwidth=None):
             bandwidth=bandwidth,
             batch_size=args.batch_size,
             long_seconds=args.long_seconds,
+            log_floor=getattr(args, "log_floor", None),
         )
     except (OSError, ValueError, TypeError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

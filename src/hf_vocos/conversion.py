@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import types
+from pathlib import Path
 
 import torch
 from transformers import EncodecConfig, EncodecModel
@@ -23,11 +24,14 @@ from .checkpoint_formats import (
     DEFAULT_ENCODEC_REPO,
     ORIGINAL_CONFIG_NAME,
     ORIGINAL_WEIGHTS_NAME,
+    ORIGINAL_WEIGHTS_NAMES,
     ConversionError,
     check_mel_buffers,
     configs_from_original,
+    every_problem,
     find_original_checkpoint,
     load_original_state_dict,
+    original_weights_in,
     read_original_config,
     rename_weights,
 )
@@ -48,6 +52,7 @@ __all__ = [
     "find_original_checkpoint",
     "import_original_vocos",
     "load_original_state_dict",
+    "original_weights_in",
     "read_original_config",
     "verify_against_original",
 ]
@@ -103,9 +108,14 @@ def convert_original_checkpoint(
     package's state dict) when given; otherwise the processor points at the Hub repository `encodec_name_or_path`,
     loaded on first use.
     """
-    original = read_original_config(config_path)
+    original, state_dict = _read_checkpoint(config_path, weights_path)
     config, extractor = configs_from_original(original)
-    state_dict = load_original_state_dict(weights_path)
+    if original["feature_extractor"].get("matcha_fork"):
+        logger.warning(
+            f"{config_path}: the mel settings are the `matcha` fork of vocos' (f_min/f_max/norm/mel_scale): its "
+            f"features are clamped at {extractor.log_floor:g} before the log, which the converted feature extractor "
+            "does too (state clip_val in config.yaml if this model was trained otherwise)."
+        )
     check_mel_buffers(state_dict, extractor, str(weights_path))
     model = (VocosEncodecModel if config.is_codes_model else VocosModel)(config)
     model.load_checked(rename_weights(state_dict), str(weights_path), state_dict.keys())
@@ -125,6 +135,43 @@ def convert_original_checkpoint(
             "false: are the EnCodec weights the ones this Vocos was trained with?"
         )
     return model, VocosEncodecProcessor(extractor, audio_tokenizer=tokenizer)
+
+
+def _read_checkpoint(config_path, weights_path):
+    """The parsed config.yaml and the state dict; every problem with either reported at once, in one
+    `ConversionError`."""
+    problems, original, state_dict = [], None, None
+    try:
+        original = read_original_config(config_path)
+    except ConversionError as error:
+        problems.extend(error.problems)
+    if weights_path is None:
+        problems.append(
+            f"no weights file: looked for {', '.join(ORIGINAL_WEIGHTS_NAMES)} and a single *.safetensors or *.ckpt "
+            "(name it with --weights)"
+        )
+    else:
+        try:
+            state_dict = load_original_state_dict(weights_path)
+        except ConversionError as error:
+            problems.append(str(error))
+    if state_dict is not None:
+        names = rename_weights(state_dict)
+        if not any(key.startswith(("layers.", "embed.", "decoder.out.")) for key in names):
+            problems.append(
+                f"{weights_path}: no weight has a Vocos name (backbone.*, head.*; found e.g. "
+                f"{sorted(state_dict)[:3]}): another architecture, or another framework's export (e.g. MLX)"
+            )
+    folder = Path(config_path).parent
+    if (folder / "config.json").is_file() and not (folder / ORIGINAL_CONFIG_NAME).is_file():
+        problems.append(
+            f"{folder / 'config.json'}: the folder has a config.json and no config.yaml: not the original vocos "
+            "format (a transformers checkpoint loads with VocosModel.from_pretrained directly; other ports, e.g. "
+            "MLX, cannot be converted)"
+        )
+    if problems:
+        raise every_problem(problems)
+    return original, state_dict
 
 
 # --------------------------------------------------------------------------------------------------------------------

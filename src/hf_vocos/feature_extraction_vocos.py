@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
 import threading
@@ -16,7 +17,7 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["VocosFeatureExtractor"]
+__all__ = ["FEATURE_EXTRACTOR_ARGUMENTS", "VocosFeatureExtractor", "no_data"]
 
 # Integer PCM is scaled to [-1, 1) the way soundfile reads it as float: divide by 2**(bits - 1); unsigned 8-bit
 # audio is offset-binary (128 is silence).
@@ -100,6 +101,15 @@ def check_sampling_rate(sampling_rate: int | None, expected: int, owner: str) ->
         )
 
 
+def no_data(tensor, name: str) -> None:
+    """A tensor on the meta device has a shape but no values: say so before anything tries to read them."""
+    if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+        raise ValueError(
+            f"`{name}` is on the meta device: it has a shape {tuple(tensor.shape)} but no data. Pass a tensor with "
+            "values (e.g. move it with .to('cpu') after filling it)."
+        )
+
+
 def usable_device(value: str | torch.device, label: str) -> torch.device:
     """`value` as a torch device this process can allocate on; otherwise a ValueError that starts with `label` and
     names the value (instead of torch's AssertionError from deep inside the first allocation, for "cuda" on a CPU
@@ -121,6 +131,7 @@ def usable_device(value: str | torch.device, label: str) -> torch.device:
 
 def _to_numpy(array: np.ndarray | torch.Tensor, argument_name: str) -> np.ndarray:
     if isinstance(array, torch.Tensor):
+        no_data(array, argument_name)
         if array.is_complex() or array.dtype == torch.bool:
             raise TypeError(f"`{argument_name}` has dtype {array.dtype}; expected real-valued audio samples.")
         if array.is_floating_point():
@@ -176,9 +187,15 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             pairs with an ISTFT head with "same" padding). (`stft_padding`, its name before hf_vocos adopted the Hub's
             format, is still read.)
         log_floor (`float`, *optional*, defaults to 1e-7):
-            Mel magnitudes are clamped to at least this value before the natural log.
+            Mel magnitudes are clamped to at least this value before the natural log (the original's `safe_log`;
+            1e-5 for HiFi-GAN/Matcha-style front-ends and the `matcha` fork of vocos).
         padding_value (`float`, *optional*):
             Value of the padded feature frames of a ragged batch. Defaults to `log(log_floor)`, the features of silence.
+        power (`float`, *optional*, defaults to 1.0):
+            Exponent of the STFT magnitude before the mel filters: 1 (magnitude, as Vocos) or 2 (power).
+        magnitude_epsilon (`float`, *optional*, defaults to 0.0):
+            Added under the square root of the magnitude, `sqrt(re^2 + im^2 + magnitude_epsilon)` (HiFi-GAN and
+            Matcha-TTS use 1e-9); 0 is the plain `|X|` of the original.
         return_attention_mask (`bool`, *optional*, defaults to `True`):
             Whether `__call__` returns the frame-level `attention_mask` by default.
     """
@@ -200,6 +217,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         log_floor: float = 1e-7,
         padding_value: float | None = None,
         return_attention_mask: bool = True,
+        power: float = 1.0,
+        magnitude_epsilon: float = 0.0,
         **kwargs,
     ):
         # Older names: `stft_padding` (hf_vocos before the Hub format); `num_mel_bins` is written beside
@@ -240,6 +259,10 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"`log_floor` must be a positive number, got {log_floor!r}.")
         if padding_value is None:
             padding_value = math.log(log_floor)
+        if isinstance(power, bool) or power not in (1, 2):
+            raise ValueError(f"`power` must be 1 (magnitude) or 2 (power spectrum), got {power!r}.")
+        if not (isinstance(magnitude_epsilon, numbers.Real) and 0 <= magnitude_epsilon < 1):
+            raise ValueError(f"`magnitude_epsilon` must be a number in [0, 1), got {magnitude_epsilon!r}.")
 
         super().__init__(
             feature_size=feature_size,
@@ -258,6 +281,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         self.padding = padding
         self.num_mel_bins = feature_size
         self.log_floor = log_floor
+        self.power = float(power)
+        self.magnitude_epsilon = float(magnitude_epsilon)
         # `mel_filters` and `window` are derived state: `FeatureExtractionMixin.to_dict` leaves both out of the JSON.
         self.mel_filters = mel_filter_bank(
             num_frequency_bins=n_fft // 2 + 1,
@@ -275,6 +300,22 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         self._mel_blocks = _mel_blocks(self.mel_filters)
         # Copies of the window and the filter blocks on each device the STFT has run on, made once per device.
         self._device_constants = {}
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs):
+        """Build from a saved dict; keyword arguments that are constructor arguments (`log_floor=1e-5`, `n_fft=...`)
+        go through the constructor, so what derives from them follows: the filters, and the padding value, which
+        stays `log(log_floor)` unless it was set to something else."""
+        saved = dict(feature_extractor_dict)
+        overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in FEATURE_EXTRACTOR_ARGUMENTS}
+        if "log_floor" in overrides and "padding_value" not in overrides:
+            floor, padding_value = saved.get("log_floor", 1e-7), saved.get("padding_value")
+            if padding_value is None or math.isclose(padding_value, math.log(floor), rel_tol=1e-6):
+                saved.pop("padding_value", None)
+        if "feature_size" in overrides:
+            saved.pop("num_mel_bins", None)
+        saved.update(overrides)
+        return super().from_dict(saved, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
@@ -420,7 +461,9 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
                 count = min(block_frames, frame_counts[index] - start_frame)
                 self._windowed_frames(clip, samples, start_frame, frames[:count], window)
                 spectrum = torch.fft.rfft(frames[:count], dim=-1)  # (rfft's out= would add a copy)
-                if reuse_buffers:
+                if self.power != 1 or self.magnitude_epsilon:
+                    self._powered_magnitude(spectrum, magnitude[:count])
+                elif reuse_buffers:
                     # numpy's complex abs (a vectorised hypot) is 5x faster than torch's on CPU and as accurate (the
                     # two differ by at most an ulp, where the original's torchaudio Spectrogram(power=1) uses torch's).
                     np.abs(spectrum.numpy(), out=magnitude[:count].numpy())
@@ -430,6 +473,14 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
                 _mel_product(magnitude[:count], mel_blocks, out=rows)
                 rows.clamp_(min=self.log_floor).log_()
         return features.transpose(1, 2)
+
+    def _powered_magnitude(self, spectrum: torch.Tensor, out: torch.Tensor) -> None:
+        """`out` = (re^2 + im^2 + magnitude_epsilon) ** (power / 2) of `spectrum`."""
+        torch.sum(torch.view_as_real(spectrum).square(), dim=-1, out=out)
+        if self.magnitude_epsilon:
+            out.add_(self.magnitude_epsilon)
+        if self.power == 1:
+            out.sqrt_()
 
     def _windowed_frames(
         self, clip: np.ndarray, samples: torch.Tensor, first_frame: int, out: torch.Tensor, window: torch.Tensor
@@ -455,6 +506,12 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
                 segment = torch.from_numpy(padded).to(samples.device)
             torch.mul(segment.unfold(0, n_fft, hop), window, out=out[begin - first_frame : end - first_frame])
 
+
+# The constructor's arguments: what `from_pretrained(..., name=value)` passes through the constructor.
+FEATURE_EXTRACTOR_ARGUMENTS = frozenset(inspect.signature(VocosFeatureExtractor.__init__).parameters) - {
+    "self",
+    "kwargs",
+}
 
 # Frames per STFT block: 1024 frames are 11 s of audio at 24 kHz and hop 256 (about 6 MB of buffers per thread).
 _FRAMES_PER_BLOCK = 1024

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
@@ -36,6 +37,7 @@ from .checkpoint_formats import (
     rename_weights,
 )
 from .configuration_vocos import VocosConfig, VocosEncodecConfig
+from .feature_extraction_vocos import no_data
 from .inference_vocos import IMPLEMENTATIONS, InferenceImplementation, is_tracing, sample_mask, select_implementation
 from .streaming_vocos import VocosStreamingDecoder, decode_chunked, stream
 
@@ -370,9 +372,15 @@ class VocosModel(VocosPreTrainedModel):
         output_loading_info = kwargs.pop("output_loading_info", False)
         # (mismatched shapes are collected rather than raised, so that the refusal names every problem at once)
         kwargs.setdefault("ignore_mismatched_sizes", True)
-        model, info = super(VocosModel, model_class).from_pretrained(
-            name_or_path, config=config, key_mapping=KEY_MAPPING, output_loading_info=True, **kwargs
-        )
+        try:
+            model, info = super(VocosModel, model_class).from_pretrained(
+                name_or_path, config=config, key_mapping=KEY_MAPPING, output_loading_info=True, **kwargs
+            )
+        except SafetensorError as error:
+            raise ValueError(
+                f"{name_or_path}: its weights file (model.safetensors) is corrupt or truncated ({error}). Download "
+                "it again: from_pretrained(..., force_download=True), or delete it from the Hub cache."
+            ) from None
         checkpoint_keys = loaded_keys(info, model)
         if config.is_codes_model and "codebook_weights" in info.get("missing_keys", ()):
             # Generations B-D kept no codebook table: it is the referenced EnCodec model's codebooks.
@@ -381,7 +389,7 @@ class VocosModel(VocosPreTrainedModel):
                 model.codebook_weights.copy_(table.to(model.codebook_weights.dtype))
             info["missing_keys"] = [key for key in info["missing_keys"] if key != "codebook_weights"]
         check_loaded_weights(model, info, str(name_or_path), checkpoint_keys, config_dict)
-        model._finish_loading()
+        model._finish_loading(str(name_or_path))
         return (model, info) if output_loading_info else model
 
     @classmethod
@@ -420,12 +428,23 @@ class VocosModel(VocosPreTrainedModel):
         check_loaded_weights(self, info, source, checkpoint_keys or weights.keys())
         fitting = {key: value for key, value in weights.items() if key not in {m[0] for m in mismatched}}
         self.load_state_dict({key: value.to(expected[key].dtype) for key, value in fitting.items()}, strict=False)
-        self._finish_loading()
+        self._finish_loading(source)
 
-    def _finish_loading(self) -> None:
-        """What an older format may have saved differently, or not at all, is rebuilt from the config; and saving
-        writes the current names: transformers would otherwise undo the load's renaming on save (it keeps a loaded
-        checkpoint's layout), writing the older format back."""
+    def _finish_loading(self, source: str) -> None:
+        """Refuse weights that hold NaN or infinite values (a corrupt file: the audio would be garbage). What an older
+        format may have saved differently, or not at all, is rebuilt from the config; and saving writes the current
+        names: transformers would otherwise undo the load's renaming on save (it keeps a loaded checkpoint's layout),
+        writing the older format back."""
+        corrupt = [
+            name
+            for name, tensor in self.state_dict().items()
+            if tensor.is_floating_point() and not tensor.is_meta and not bool(torch.isfinite(tensor).all())
+        ]
+        if corrupt:
+            raise ValueError(
+                f"{source}: the checkpoint is corrupt: {len(corrupt)} weight tensors hold NaN or infinite values "
+                f"({', '.join(corrupt[:6])}{' ...' if len(corrupt) > 6 else ''}). Download or export it again."
+            )
         self._weight_conversions = None
         with torch.no_grad():
             window = self.decoder.make_window()
@@ -467,6 +486,7 @@ class VocosModel(VocosPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         features, frame_mask, bandwidth_id = self.prepare_inputs(input_features, codes, bandwidth, attention_mask)
         audio = self.implementation_for(features).decode(self, features, frame_mask, bandwidth_id)
+        check_finite_audio(audio, features)
         mask = sample_mask(self.config, audio, None if frame_mask is None else frame_mask.sum(dim=(1, 2)))
         if frame_mask is not None:
             audio = audio * mask
@@ -694,6 +714,7 @@ def check_codes(config: VocosConfig, codes, bandwidth) -> torch.Tensor:
         codes = torch.from_numpy(codes)
     if not isinstance(codes, torch.Tensor):
         raise TypeError(f"`codes` must be a torch.Tensor or numpy array of integers, got {type(codes).__name__}.")
+    no_data(codes, "codes")
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise TypeError(f"`codes` must have an integer dtype (codebook indices), got {codes.dtype}.")
     if codes.dim() == 2:
@@ -724,6 +745,7 @@ def check_features(config: VocosConfig, input_features) -> torch.Tensor:
         input_features = torch.from_numpy(input_features)
     if not isinstance(input_features, torch.Tensor):
         raise TypeError(f"`input_features` must be a torch.Tensor, got {type(input_features).__name__}.")
+    no_data(input_features, "input_features")
     if not input_features.is_floating_point():
         raise TypeError(f"`input_features` must be a floating-point tensor, got dtype {input_features.dtype}.")
     if input_features.dim() == 2:
@@ -742,6 +764,19 @@ def check_features(config: VocosConfig, input_features) -> torch.Tensor:
     return input_features
 
 
+def check_finite_audio(audio: torch.Tensor, features: torch.Tensor) -> None:
+    """Never return NaN/Inf audio silently: features far outside what a vocoder is trained on (finite, but e.g.
+    -1e30 or near the float32 maximum) overflow inside the backbone."""
+    if is_tracing() or bool(torch.isfinite(audio).all()):
+        return
+    low, high = torch.stack(torch.aminmax(features.float())).tolist()
+    raise ValueError(
+        f"the decoded audio is not finite: the input features lie in [{low:.3g}, {high:.3g}], outside what the model "
+        "can decode (log-mel features of audio in [-1, 1] lie within about [-20, 10]). Check the features' scale "
+        "(natural log of a magnitude mel) and units."
+    )
+
+
 def check_attention_mask(attention_mask, batch_size: int, num_frames: int) -> torch.Tensor | None:
     """Validate a right-padding frame mask for (batch_size, num_frames) inputs; returns it as bool (batch, frames)."""
     if attention_mask is None:
@@ -750,6 +785,7 @@ def check_attention_mask(attention_mask, batch_size: int, num_frames: int) -> to
         attention_mask = torch.from_numpy(attention_mask)
     if not isinstance(attention_mask, torch.Tensor):
         raise TypeError(f"`attention_mask` must be a torch.Tensor, got {type(attention_mask).__name__}.")
+    no_data(attention_mask, "attention_mask")
     if attention_mask.dim() == 1 and batch_size == 1:
         attention_mask = attention_mask[None]
     if tuple(attention_mask.shape) != (batch_size, num_frames):

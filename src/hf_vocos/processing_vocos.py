@@ -20,7 +20,7 @@ from .checkpoint_formats import (
     read_original_config,
 )
 from .configuration_vocos import describes_encodec_model
-from .feature_extraction_vocos import audio_to_float_list, check_sampling_rate
+from .feature_extraction_vocos import FEATURE_EXTRACTOR_ARGUMENTS, audio_to_float_list, check_sampling_rate, no_data
 
 logger = logging.get_logger(__name__)
 
@@ -126,6 +126,23 @@ class VocosProcessor(ProcessorMixin):
     @property
     def sampling_rate(self) -> int:
         return self.feature_extractor.sampling_rate
+
+    def check_fits(self, config) -> None:
+        """Raise a ValueError naming both values if this processor does not make what a model of `config` takes:
+        another sampling rate, or (mel models) another hop or number of mel bins, or a mel processor for an EnCodec
+        model (a folder whose files disagree would otherwise decode garbage at the wrong speed)."""
+        extractor = self.feature_extractor
+        pairs = [("sampling rate", extractor.sampling_rate, config.sampling_rate)]
+        if not config.is_codes_model:
+            pairs += [
+                ("hop length", extractor.hop_length, config.hop_length),
+                ("mel bins", extractor.feature_size, config.input_channels),
+            ]
+        wrong = [f"{name} {ours} (processor) vs {theirs} (model)" for name, ours, theirs in pairs if ours != theirs]
+        if config.is_codes_model and not self.has_audio_tokenizer:
+            wrong.append("a mel processor (no audio tokenizer) for an EnCodec model")
+        if wrong:
+            raise ValueError(f"the processor and the model do not fit each other: {'; '.join(wrong)}.")
 
     @property
     def model_input_names(self) -> list[str]:
@@ -359,6 +376,9 @@ class VocosProcessor(ProcessorMixin):
             "processor. processor.save_pretrained(folder) keeps it."
         )
         config, extractor = configs_from_original(read_original_config(original[0]))
+        overrides = {key: value for key, value in kwargs.items() if key in FEATURE_EXTRACTOR_ARGUMENTS}
+        if overrides:  # e.g. log_floor=1e-5, as for a saved processor
+            extractor = type(extractor).from_dict(extractor.to_dict(), **overrides)
         if config.is_codes_model:
             return VocosEncodecProcessor(extractor, encodec_name_or_path=DEFAULT_ENCODEC_REPO)
         return cls(extractor)
@@ -450,6 +470,7 @@ def _codes_tensor(codes, name: str) -> torch.Tensor:
         codes = torch.from_numpy(codes)
     if not isinstance(codes, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor or numpy array of integers, got {type(codes).__name__}.")
+    no_data(codes, name)
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise TypeError(f"`{name}` must have an integer dtype (codebook indices), got {codes.dtype}.")
     return codes.detach().cpu().long()

@@ -50,7 +50,9 @@ class Vocoder:
     `"bfloat16"`, `"float16"`, or `"auto"`: bfloat16 where the device computes it natively, float32 otherwise; see
     `resolve_dtype`).
 
-    `bandwidth` (kbps) is required for EnCodec models and refused for mel models.
+    `bandwidth` (kbps) is required for EnCodec models and refused for mel models. `log_floor` replaces the mel
+    feature extractor's log floor (and so its padding value), for a model trained with another floor than its
+    checkpoint states.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Vocoder:
         batch_size: int = 8,
         long_seconds: float = 60.0,
         chunk_frames: int = 512,
+        log_floor: float | None = None,
     ):
         if dtype not in DTYPE_CHOICES:
             raise ValueError(f"--dtype {dtype!r}: expected one of {list(DTYPE_CHOICES)}")
@@ -72,8 +75,16 @@ class Vocoder:
         self.device = usable_device(device, "--device")
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = VocosModel.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
-        self.processor = VocosProcessor.from_pretrained(model)
         config = self.model.config
+        if log_floor is not None and config.is_codes_model:
+            raise ValueError(f"--log-floor {log_floor!r}: this is an EnCodec model, it takes no log-mel features")
+        self.processor = VocosProcessor.from_pretrained(
+            model, **({} if log_floor is None else {"log_floor": log_floor})
+        )
+        try:
+            self.processor.check_fits(config)
+        except ValueError as error:
+            raise ValueError(f"--model {model}: {error}") from None
         if config.is_codes_model and bandwidth is None:
             raise ValueError(f"--bandwidth is required for this EnCodec model: one of {config.bandwidths} kbps")
         if bandwidth is not None:

@@ -24,6 +24,8 @@ class LogMelSpectrogram(nn.Module):
         super().__init__()
         self.n_fft, self.hop_length, self.win_length = extractor.n_fft, extractor.hop_length, extractor.win_length
         self.edge_padding, self.log_floor = extractor.edge_padding, extractor.log_floor
+        self.power = getattr(extractor, "power", 1.0)
+        self.magnitude_epsilon = getattr(extractor, "magnitude_epsilon", 0.0)
         self.register_buffer("window", torch.from_numpy(extractor.window.copy()), persistent=False)
         self.register_buffer("filters", torch.from_numpy(extractor.mel_filters.copy()), persistent=False)
 
@@ -35,7 +37,11 @@ class LogMelSpectrogram(nn.Module):
         # sqrt(re^2 + im^2) with a floor under the square root, as |X| has no gradient at 0. The floor must stay far
         # below the log floor's reach (1e-15 per bin here, against 1e-7 per mel band), or digitally silent stretches
         # get other features than the extractor gives them; the gradient stays bounded (|d|X|/d re| <= 1).
-        magnitude = torch.view_as_real(spectrum).square().sum(-1).clamp_min(1e-30).sqrt()
+        squared = torch.view_as_real(spectrum).square().sum(-1)
+        if self.power == 2:
+            magnitude = squared + self.magnitude_epsilon
+        else:
+            magnitude = (squared + self.magnitude_epsilon).clamp_min(1e-30).sqrt()
         mel = torch.matmul(magnitude.transpose(-1, -2), self.filters).transpose(-1, -2)
         return torch.log(torch.clamp(mel, min=self.log_floor))
 
