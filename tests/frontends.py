@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import librosa
-import numpy as np
 import torch
 
 _F_SP = 200.0 / 3
@@ -115,45 +114,34 @@ def matcha_log_mel(audio: torch.Tensor, n_fft, num_mels, sampling_rate, hop_size
     return torch.log(torch.clamp(torch.matmul(filters, spectrum), min=1e-5))
 
 
+def _matcha_recipe(sampling_rate: int, n_fft: int, hop_length: int, num_mels: int = 80, f_max: float = 8000.0):
+    """A Matcha-TTS-style front-end (window = n_fft) and the VocosFeatureExtractor arguments that reproduce it."""
+
+    def frontend(audio):
+        return matcha_log_mel(audio, n_fft, num_mels, sampling_rate, hop_length, n_fft, 0, f_max)
+
+    arguments = {
+        "feature_size": num_mels,
+        "sampling_rate": sampling_rate,
+        "n_fft": n_fft,
+        "hop_length": hop_length,
+        "f_max": f_max,
+        "mel_scale": "slaney",
+        "mel_norm": "slaney",
+        "padding": "same",
+        "log_floor": 1e-5,
+        "magnitude_epsilon": 1e-9,
+    }
+    return frontend, arguments
+
+
 # The front-ends of the docs page "Vocos behind your TTS": their own mel, and the VocosFeatureExtractor arguments that
 # reproduce it.
 RECIPES = {
-    "matcha-22khz": (
-        lambda audio: matcha_log_mel(audio, 1024, 80, 22050, 256, 1024, 0, 8000),
-        {
-            "feature_size": 80,
-            "sampling_rate": 22050,
-            "n_fft": 1024,
-            "hop_length": 256,
-            "f_max": 8000.0,
-            "mel_scale": "slaney",
-            "mel_norm": "slaney",
-            "padding": "same",
-            "log_floor": 1e-5,
-            "magnitude_epsilon": 1e-9,
-        },
-    ),
-    "cosyvoice-24khz": (
-        lambda audio: matcha_log_mel(audio, 1920, 80, 24000, 480, 1920, 0, 8000),
-        {
-            "feature_size": 80,
-            "sampling_rate": 24000,
-            "n_fft": 1920,
-            "hop_length": 480,
-            "f_max": 8000.0,
-            "mel_scale": "slaney",
-            "mel_norm": "slaney",
-            "padding": "same",
-            "log_floor": 1e-5,
-            "magnitude_epsilon": 1e-9,
-        },
-    ),
+    "matcha-22khz": _matcha_recipe(22050, 1024, 256),
+    "cosyvoice-24khz": _matcha_recipe(24000, 1920, 480),
     "f5-tts-24khz": (
         lambda audio: vocos_log_mel(audio, clip_val=1e-5),
         {"feature_size": 100, "sampling_rate": 24000, "n_fft": 1024, "hop_length": 256, "log_floor": 1e-5},
     ),
 }
-
-
-def as_numpy(features: torch.Tensor) -> np.ndarray:
-    return features.detach().cpu().numpy()

@@ -532,17 +532,7 @@ def test_training_config_layout_is_read(tmp_path):
 
 COMMUNITY = {
     # BSC-LT/vocos-mel-22khz and others trained with the `matcha` fork of vocos: its config.yaml
-    "fork-22khz": {
-        "sample_rate": 22050,
-        "n_fft": 1024,
-        "hop_length": 256,
-        "n_mels": 80,
-        "padding": "same",
-        "f_min": 0,
-        "f_max": 8000,
-        "norm": "slaney",
-        "mel_scale": "slaney",
-    },
+    "fork-22khz": MEL_SPECS["mel-22khz"][0],
     # a 44.1 kHz model trained with the fork (f_max stated up to Nyquist)
     "fork-44khz": {
         "sample_rate": 44100,
