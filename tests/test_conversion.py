@@ -83,25 +83,8 @@ def originals(tmp_path_factory):
     root = tmp_path_factory.mktemp("originals")
     checkpoints = {}
     for seed, (name, (features, dim, intermediate, layers)) in enumerate(MEL_SPECS.items()):
-        model = build_mel_vocos(
-            seed=seed,
-            **{k: v for k, v in features.items() if k in ("sample_rate", "n_fft", "hop_length", "n_mels", "padding")},
-            dim=dim,
-            intermediate_dim=intermediate,
-            num_layers=layers,
-        )
-        buffers = mel_buffers(
-            features["sample_rate"],
-            features["n_fft"],
-            features["n_mels"],
-            features.get("f_min", 0.0),
-            features.get("f_max"),
-            features.get("norm"),
-            features.get("mel_scale", "htk"),
-        )
-        folder = save_original_checkpoint(
-            model, root / name, mel_config_yaml(features, dim, intermediate, layers), buffers
-        )
+        sizes = {"dim": dim, "intermediate_dim": intermediate, "num_layers": layers}
+        model, folder = original_mel_checkpoint(root / name, features, sizes, seed)
         checkpoints[name] = (model, folder)
     model = build_encodec_vocos(seed=5)
     folder = save_original_checkpoint(model, root / "encodec-24khz", encodec_config_yaml())
@@ -553,12 +536,11 @@ COMMUNITY = {
 SMALL = {"dim": 64, "intermediate_dim": 192, "num_layers": 2}
 
 
-def _community_checkpoint(folder: Path, name: str, seed: int = 0, weights_file: str | None = None, extra=None):
-    """An original-format folder of the `COMMUNITY` config `name`, its mel buffers as torchaudio (float32) makes
-    them; returns (original model, folder)."""
-    features = COMMUNITY[name]
+def original_mel_checkpoint(folder: Path, features: dict, sizes: dict, seed: int = 0, extra=None):
+    """An original-format mel folder (config.yaml `features` + sizes), random weights, the mel buffers as torchaudio
+    (float32) makes them; returns (original model, folder)."""
     basic = {key: features[key] for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "padding")}
-    model = build_mel_vocos(seed=seed, **basic, **SMALL)
+    model = build_mel_vocos(seed=seed, **basic, **sizes)
     buffers = mel_buffers(
         features["sample_rate"],
         features["n_fft"],
@@ -568,8 +550,13 @@ def _community_checkpoint(folder: Path, name: str, seed: int = 0, weights_file: 
         features.get("norm"),
         features.get("mel_scale", "htk"),
     )
-    save_original_checkpoint(model, folder, mel_config_yaml(features, **SMALL), {**buffers, **(extra or {})})
+    save_original_checkpoint(model, folder, mel_config_yaml(features, **sizes), {**buffers, **(extra or {})})
     return model, folder
+
+
+def _community_checkpoint(folder: Path, name: str, seed: int = 0):
+    """An original-format folder of the `COMMUNITY` config `name`, small sizes."""
+    return original_mel_checkpoint(folder, COMMUNITY[name], SMALL, seed)
 
 
 @pytest.mark.parametrize("name", sorted(COMMUNITY))
