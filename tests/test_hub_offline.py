@@ -110,3 +110,32 @@ def test_user_call_from_offline_hub_cache(tmp_path, hub_cache, call):
     with torch.no_grad():
         expected = model(**processor(audio=np.load(tmp_path / "x.npy"), sampling_rate=24000, **kwargs)).audio
     np.testing.assert_array_equal(np.load(tmp_path / "audio.npy"), expected.numpy())
+
+
+def test_audio_input_without_encodec_offline_says_what_is_needed(tmp_path):
+    """Offline, with nothing cached: audio input names the EnCodec model, how to fetch it, and that codes work."""
+    script = textwrap.dedent(
+        """
+        import numpy as np, torch
+        from hf_vocos import VocosEncodecProcessor, VocosFeatureExtractor
+        processor = VocosEncodecProcessor(VocosFeatureExtractor(), encodec_name_or_path="facebook/encodec_24khz")
+        codes = processor(codes=torch.zeros(8, 10, dtype=torch.long), bandwidth=6.0)["codes"]
+        assert tuple(codes.shape) == (8, 1, 10)
+        try:
+            processor(audio=np.zeros(24000, np.float32), bandwidth=6.0, sampling_rate=24000)
+        except OSError as error:
+            print("MESSAGE", error)
+        """
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(tmp_path / "empty"),
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    message = result.stdout.split("MESSAGE", 1)[1]
+    assert "the EnCodec model 'facebook/encodec_24khz' is needed to encode audio to codes" in message
+    assert "hf download facebook/encodec_24khz" in message and "works without it" in message

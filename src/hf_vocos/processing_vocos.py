@@ -98,7 +98,17 @@ class VocosProcessor(ProcessorMixin):
     def audio_tokenizer(self) -> EncodecModel | None:
         """The EnCodec model, loaded from `encodec_name_or_path` on first use if it was not given."""
         if self._audio_tokenizer is None and self.encodec_name_or_path is not None:
-            self.audio_tokenizer = EncodecModel.from_pretrained(self.encodec_name_or_path, **self._encodec_hub_kwargs)
+            try:
+                model = EncodecModel.from_pretrained(self.encodec_name_or_path, **self._encodec_hub_kwargs)
+            except OSError as error:
+                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                raise OSError(
+                    f"the EnCodec model {self.encodec_name_or_path!r} is needed to encode audio to codes, and it could "
+                    f"not be loaded ({reason}). Get it into the Hub cache once, online: `hf download "
+                    f"{self.encodec_name_or_path}` (or pass audio_tokenizer=EncodecModel.from_pretrained(a folder)). "
+                    "Decoding codes you already have (processor(codes=..., bandwidth=...)) works without it."
+                ) from None
+            self.audio_tokenizer = model
         return self._audio_tokenizer
 
     @audio_tokenizer.setter
