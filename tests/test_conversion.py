@@ -693,7 +693,11 @@ def test_lightning_and_safetensors_weights(tmp_path, capsys):
         (shipped / "config.yaml").write_text(yaml.safe_dump(config))
         save_file({key: value.contiguous() for key, value in weights.items()}, shipped / name)
         torch.testing.assert_close(converted_audio(shipped), expected, rtol=0, atol=1e-5)
-        assert VocosModel.from_pretrained(shipped) is not None  # on the fly too
+        with torch.no_grad():  # on the fly too
+            on_the_fly = VocosModel.from_pretrained(shipped)(
+                input_features=torch.randn(1, 80, 40, generator=torch.Generator().manual_seed(0))
+            ).audio
+        torch.testing.assert_close(on_the_fly, expected, rtol=0, atol=1e-5)
 
     # a truncated safetensors file is named as such
     broken = tmp_path / "broken"

@@ -381,6 +381,10 @@ def test_extreme_features_raise_instead_of_non_finite_audio(value):
     features = torch.full((1, model.config.input_channels, 12), value)
     with pytest.raises(ValueError, match=r"the decoded audio is not finite: the input features lie in \[.*e\+?-?\d+"):
         model(input_features=features)
+    with pytest.raises(ValueError, match="the decoded audio is not finite"):
+        model.decode_chunked(input_features=features, chunk_size=5)
+    with pytest.raises(ValueError, match="the decoded audio is not finite"):
+        list(model.stream([features[..., :6], features[..., 6:]]))
     # ordinary features still decode
     assert torch.isfinite(model(input_features=torch.randn(1, model.config.input_channels, 12)).audio).all()
 

@@ -321,7 +321,9 @@ def read_original_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         if class_path == _MEL:
             if arguments["clip_val"] is None:
                 arguments["clip_val"] = MATCHA_FORK_LOG_FLOOR if fork else ORIGINAL_LOG_FLOOR
-            elif not (isinstance(arguments["clip_val"], (int, float)) and arguments["clip_val"] > 0):
+            elif isinstance(arguments["clip_val"], bool) or not (
+                isinstance(arguments["clip_val"], (int, float)) and 0 < arguments["clip_val"] < float("inf")
+            ):
                 problems.append(f"feature_extractor clip_val must be a positive number, got {arguments['clip_val']!r}")
         sections[section] = {"class_path": class_path, "init_args": arguments, "matcha_fork": fork}
     if problems:
@@ -517,7 +519,7 @@ def _filterbank_difference(filterbank: torch.Tensor, ours: torch.Tensor) -> floa
 
 def _matching_filterbank(filterbank: torch.Tensor, extractor) -> str:
     """Which mel settings the checkpoint's filters were made with, among the common ones, as advice."""
-    from .feature_extraction_vocos import VocosFeatureExtractor
+    from transformers.audio_utils import mel_filter_bank
 
     nyquist = extractor.sampling_rate / 2
     for f_min in dict.fromkeys((extractor.f_min, 0.0)):
@@ -526,19 +528,16 @@ def _matching_filterbank(filterbank: torch.Tensor, extractor) -> str:
                 for scale in ("htk", "slaney"):
                     if f_max > nyquist or f_min >= f_max:
                         continue
-                    candidate = VocosFeatureExtractor(
-                        feature_size=extractor.feature_size,
+                    candidate = mel_filter_bank(
+                        num_frequency_bins=extractor.n_fft // 2 + 1,
+                        num_mel_filters=extractor.feature_size,
+                        min_frequency=f_min,
+                        max_frequency=f_max,
                         sampling_rate=extractor.sampling_rate,
-                        n_fft=extractor.n_fft,
-                        hop_length=extractor.hop_length,
-                        f_min=f_min,
-                        f_max=f_max,
-                        mel_norm=norm,
+                        norm=norm,
                         mel_scale=scale,
                     )
-                    if _filterbank_difference(filterbank, torch.from_numpy(candidate.mel_filters)) <= (
-                        FILTERBANK_TOLERANCE
-                    ):
+                    if _filterbank_difference(filterbank, torch.from_numpy(candidate).float()) <= FILTERBANK_TOLERANCE:
                         return (
                             f"it matches f_min: {f_min:g}, f_max: {f_max:g}, norm: {norm or 'null'}, mel_scale: "
                             f"{scale}: state these in config.yaml's feature_extractor.init_args"

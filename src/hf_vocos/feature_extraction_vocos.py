@@ -255,7 +255,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
                 f"Mel filter edges must satisfy 0 <= f_min < f_max <= sampling_rate / 2 ({sampling_rate / 2:g} Hz), "
                 f"got f_min={f_min!r}, f_max={f_max!r}."
             )
-        if not (isinstance(log_floor, numbers.Real) and log_floor > 0):
+        if isinstance(log_floor, bool) or not (isinstance(log_floor, numbers.Real) and 0 < log_floor < math.inf):
             raise ValueError(f"`log_floor` must be a positive number, got {log_floor!r}.")
         if padding_value is None:
             padding_value = math.log(log_floor)

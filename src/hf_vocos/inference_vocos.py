@@ -41,6 +41,7 @@ __all__ = [
     "EagerImplementation",
     "InferenceImplementation",
     "OnnxImplementation",
+    "check_finite_audio",
     "is_tracing",
     "sample_mask",
     "select_implementation",
@@ -54,6 +55,22 @@ _ENVELOPE_FLOOR = 1e-11
 def is_tracing() -> bool:
     """Whether torch.compile, export or the JIT tracer is tracing the model (rather than running it eagerly)."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def check_finite_audio(audio: torch.Tensor, features: torch.Tensor | None = None) -> None:
+    """Never return NaN/Inf audio silently: features far outside what a vocoder is trained on (finite, but e.g.
+    -1e30 or near the float32 maximum) overflow inside the backbone."""
+    if is_tracing() or bool(torch.isfinite(audio).all()):
+        return
+    where = "the input features are"
+    if features is not None:
+        low, high = torch.stack(torch.aminmax(features.float())).tolist()
+        where = f"the input features lie in [{low:.3g}, {high:.3g}],"
+    raise ValueError(
+        f"the decoded audio is not finite: {where} outside what the model "
+        "can decode (log-mel features of audio in [-1, 1] lie within about [-20, 10]). Check the features' scale "
+        "(natural log of a magnitude mel) and units."
+    )
 
 
 def eager_inference() -> bool:

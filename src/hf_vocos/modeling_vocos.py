@@ -38,7 +38,14 @@ from .checkpoint_formats import (
 )
 from .configuration_vocos import VocosConfig, VocosEncodecConfig
 from .feature_extraction_vocos import no_data
-from .inference_vocos import IMPLEMENTATIONS, InferenceImplementation, is_tracing, sample_mask, select_implementation
+from .inference_vocos import (
+    IMPLEMENTATIONS,
+    InferenceImplementation,
+    check_finite_audio,
+    is_tracing,
+    sample_mask,
+    select_implementation,
+)
 from .streaming_vocos import VocosStreamingDecoder, decode_chunked, stream
 
 logger = logging.get_logger(__name__)
@@ -762,19 +769,6 @@ def check_features(config: VocosConfig, input_features) -> torch.Tensor:
     if not is_tracing() and not torch.isfinite(input_features).all():
         raise ValueError("`input_features` contains NaN or infinite values; expected finite features.")
     return input_features
-
-
-def check_finite_audio(audio: torch.Tensor, features: torch.Tensor) -> None:
-    """Never return NaN/Inf audio silently: features far outside what a vocoder is trained on (finite, but e.g.
-    -1e30 or near the float32 maximum) overflow inside the backbone."""
-    if is_tracing() or bool(torch.isfinite(audio).all()):
-        return
-    low, high = torch.stack(torch.aminmax(features.float())).tolist()
-    raise ValueError(
-        f"the decoded audio is not finite: the input features lie in [{low:.3g}, {high:.3g}], outside what the model "
-        "can decode (log-mel features of audio in [-1, 1] lie within about [-20, 10]). Check the features' scale "
-        "(natural log of a magnitude mel) and units."
-    )
 
 
 def check_attention_mask(attention_mask, batch_size: int, num_frames: int) -> torch.Tensor | None:

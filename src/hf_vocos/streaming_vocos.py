@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from .inference_vocos import sample_mask, select_implementation
+from .inference_vocos import check_finite_audio, sample_mask, select_implementation
 
 __all__ = ["VocosStreamingDecoder", "decode_chunked", "stream"]
 
@@ -120,7 +120,9 @@ class VocosStreamingDecoder:
             return torch.zeros(self._batch_size, 0, device=self.model.device)
         self._received += features.shape[-1]
         self._run_stages(features.transpose(1, 2), final=False)
-        return self._advance(self._received - self.context_frames, final=False)
+        audio = self._advance(self._received - self.context_frames, final=False)
+        check_finite_audio(audio, features)
+        return audio
 
     def _check_batch_size(self, batch_size: int) -> None:
         if self._batch_size is None:
@@ -136,7 +138,9 @@ class VocosStreamingDecoder:
         if self._received == 0:
             return torch.zeros(self._batch_size or 0, 0, device=self.model.device)
         self._run_stages(None, final=True)
-        return self._advance(self._received, final=True)
+        audio = self._advance(self._received, final=True)
+        check_finite_audio(audio)
+        return audio
 
     @torch.no_grad()
     def _run_stages(self, new: torch.Tensor | None, final: bool) -> None:
