@@ -142,7 +142,11 @@ def test_a_folder_whose_processor_and_model_disagree_is_refused(tmp_path):
         ({"feature_size": 80, "num_mel_bins": 80}, r"mel bins 80 \(processor\) vs \d+ \(model\)"),
     ):
         (folder / "preprocessor_config.json").write_text(json.dumps({**saved, **changes}))
-        with pytest.raises(
-            ValueError, match=r"--model .*: the processor and the model do not fit each other: " + message
-        ):
+        with pytest.raises(ValueError, match=r"mel: the processor and the model do not fit each other: " + message):
             Vocoder(str(folder))
+        # Loading the two separately: the processor's from_pretrained reads the config.json beside it.
+        with pytest.raises(ValueError, match=r"mel: the processor and the model do not fit each other: " + message):
+            VocosProcessor.from_pretrained(folder)
+    # A processor alone (no config.json beside it) has nothing to disagree with.
+    (folder / "config.json").unlink()
+    assert VocosProcessor.from_pretrained(folder).feature_extractor.feature_size == 80

@@ -19,7 +19,7 @@ from .checkpoint_formats import (
     find_original_checkpoint,
     read_original_config,
 )
-from .configuration_vocos import describes_encodec_model
+from .configuration_vocos import VocosConfig, describes_encodec_model
 from .feature_extraction_vocos import FEATURE_EXTRACTOR_ARGUMENTS, audio_to_float_list, check_sampling_rate, no_data
 
 logger = logging.get_logger(__name__)
@@ -380,6 +380,7 @@ class VocosProcessor(ProcessorMixin):
             if cls is VocosProcessor and processor.has_audio_tokenizer:
                 # An EnCodec checkpoint's processor, whichever class was asked.
                 processor = VocosEncodecProcessor._from_parts(processor)
+            _check_fits_checkpoint(processor, pretrained_model_name_or_path, hub_kwargs)
             return processor
         logger.warning(
             f"{pretrained_model_name_or_path} is an original Vocos checkpoint (config.yaml): building the equivalent "
@@ -422,22 +423,44 @@ class VocosProcessor(ProcessorMixin):
         return processor_dict, remaining
 
 
-def _is_mel_checkpoint(name_or_path, hub_kwargs: dict) -> bool:
-    """Whether the checkpoint beside a processor is a mel model, by its config.json (False when there is none)."""
+def _checkpoint_config(name_or_path, hub_kwargs: dict) -> dict | None:
+    """The config.json beside a processor, as a dict (None when there is none, or it is not JSON)."""
     from transformers.utils import cached_file
 
     try:
         kwargs = {key: value for key, value in hub_kwargs.items() if value is not None}
         path = cached_file(str(name_or_path), "config.json", _raise_exceptions_for_missing_entries=False, **kwargs)
-    except OSError:
-        return False
-    if path is None:
-        return False
-    with open(path, encoding="utf-8") as handle:
-        config = json.load(handle)
-    return (
-        isinstance(config, dict) and config.get("model_type") in (None, "vocos") and not describes_encodec_model(config)
-    )
+        if path is None:
+            return None
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _is_mel_checkpoint(name_or_path, hub_kwargs: dict) -> bool:
+    """Whether the checkpoint beside a processor is a mel model, by its config.json (False when there is none)."""
+    config = _checkpoint_config(name_or_path, hub_kwargs)
+    return config is not None and config.get("model_type") in (None, "vocos") and not describes_encodec_model(config)
+
+
+def _check_fits_checkpoint(processor: VocosProcessor, name_or_path, hub_kwargs: dict) -> None:
+    """Refuse a processor whose folder's model (config.json beside it) takes other inputs than it makes."""
+    config_dict = _checkpoint_config(name_or_path, hub_kwargs)
+    if config_dict is None or config_dict.get("model_type") not in (None, "vocos", "vocos_encodec"):
+        return
+    try:
+        config = VocosConfig.from_dict(dict(config_dict))
+    except (ValueError, TypeError, KeyError):
+        return  # a config the model's own loading refuses, with its own message
+    try:
+        processor.check_fits(config)
+    except ValueError as error:
+        raise ValueError(
+            f"{name_or_path}: {error} Its processor files and config.json describe different models; fix or "
+            "replace one of them (a processor for another folder's model: load it from that folder)."
+        ) from None
 
 
 def _pad_codes(codes) -> tuple[torch.Tensor, torch.Tensor]:
