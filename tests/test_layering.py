@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "hf_vocos"
 # also import each other, without cycles.
 LAYERS = [
     {"_environment", "version", "capabilities", "configuration_vocos", "feature_extraction_vocos", "audio_io"},
-    {"checkpoint_formats", "inference_vocos", "plotting"},
+    {"checkpoint_formats", "inference_vocos", "plotting", "file_streaming"},
     {"streaming_vocos"},
     {"modeling_vocos", "processing_vocos"},
     {"onnx_export", "conversion", "sharing", "vocoder"},

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import tempfile
+import secrets
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +16,13 @@ import numpy as np
 __all__ = [
     "AUDIO_SUFFIXES",
     "AudioError",
+    "atomic_path",
     "atomic_write",
     "encode_wav",
     "find_files",
     "load_audio",
+    "output_format",
+    "remove_temporaries",
     "resample",
     "save_audio",
     "save_array",
@@ -92,50 +98,94 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(audio, from_rate, to_rate, quality="HQ").astype(np.float32)
 
 
-def _current_umask() -> int:
-    """The process umask, read without changing it where Linux tells it (setting it, even briefly, races other
-    threads that create files)."""
+# Temporary files and folders being written right now: `remove_temporaries` deletes what an interruption leaves.
+_LIVE_TEMPORARIES: set[Path] = set()
+
+
+def _temporary_name(path: Path) -> Path:
+    """A hidden name beside `path` for writing it: `.name.<random>.partial<suffix>` (the suffix kept, for writers
+    that choose the format by it)."""
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.partial{path.suffix}"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, folder: bool = False) -> Iterator[Path]:
+    """A temporary file (or, with `folder=True`, folder) beside `path` to write; renamed to `path` when the block
+    ends, removed when it raises (any exception, KeyboardInterrupt included): readers never see a half-written
+    output, and a failed or interrupted write leaves nothing behind. An existing `path` is replaced only on
+    success. The temporary is listed for `remove_temporaries` from before it is created until it is gone."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temporary = _temporary_name(path)
+        _LIVE_TEMPORARIES.add(temporary)  # listed before it exists: no moment where it exists unlisted
+        try:
+            if folder:
+                temporary.mkdir()
+            else:  # mode 0666 less the umask, as open() gives (mkstemp's would be 0600)
+                os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            _LIVE_TEMPORARIES.discard(temporary)
+        except BaseException:
+            _LIVE_TEMPORARIES.discard(temporary)
+            raise
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
+        yield temporary
+        if folder and path.is_dir():
+            shutil.rmtree(path)
+        os.replace(temporary, path)
+    except BaseException:
+        _remove(temporary)
+        raise
+    finally:
+        _LIVE_TEMPORARIES.discard(temporary)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_temporaries() -> list[Path]:
+    """Delete the temporary files and folders of writes still in progress (for a process that is being stopped);
+    returns those it found."""
+    found = [path for path in list(_LIVE_TEMPORARIES) if path.exists()]
+    for path in found:
+        _remove(path)
+    _LIVE_TEMPORARIES.clear()
+    return found
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call `write(temporary_path)` on a temporary file beside `path`, then rename it to `path`: readers never see a
-    half-written file, and a failed write leaves nothing behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    """Call `write(temporary_path)` on a temporary file beside `path`, then rename it to `path` (see `atomic_path`)."""
+    with atomic_path(path) as temporary:
         write(temporary)
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes it 0600; give it the mode open() would
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def save_audio(path: str | os.PathLike, audio: np.ndarray, sampling_rate: int, subtype: str | None = None) -> Path:
     """Write audio (format from the suffix; `subtype` e.g. "FLOAT" or "PCM_16") atomically."""
     import soundfile
 
+    format, subtype = output_format(path, subtype)
+    return atomic_write(
+        path, lambda temporary: soundfile.write(temporary, audio, sampling_rate, format=format, subtype=subtype)
+    )
+
+
+def output_format(path: str | os.PathLike, subtype: str | None = None) -> tuple[str, str | None]:
+    """soundfile's (format, subtype) for an output file: the format from the suffix, the subtype as given or the
+    default (32-bit float for wav, 24-bit for flac)."""
     path = Path(path)
     format = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}.get(path.suffix.lower())
     if format is None:
         raise AudioError(f"{path}: unsupported output format {path.suffix!r} (use .wav, .flac, .ogg or .mp3)")
     if subtype is None:
         subtype = {"WAV": "FLOAT", "FLAC": "PCM_24"}.get(format)
-    return atomic_write(
-        path, lambda temporary: soundfile.write(temporary, audio, sampling_rate, format=format, subtype=subtype)
-    )
+    return format, subtype
 
 
 def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:

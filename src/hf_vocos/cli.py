@@ -8,9 +8,12 @@ temporary name and renamed, so a failure never leaves a truncated file. See docs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,16 @@ import numpy as np
 
 from .audio_io import AUDIO_SUFFIXES, AudioError, find_files, load_audio, save_array, save_audio
 from .cli_support import DEFAULT_MODEL, DTYPE_CHOICES, CliError, load_vocoder
+from .file_streaming import (
+    NpyColumns,
+    audio_seconds,
+    check_array,
+    check_values,
+    read_audio_blocks,
+    squeezed_shape,
+    write_audio_blocks,
+    write_npy_columns,
+)
 
 __all__ = ["main"]
 
@@ -94,6 +107,20 @@ def check_writable(jobs: list[tuple[Path, Path]], output: str) -> None:
             raise CliError(f"-o {output}: {folder} is not writable")
 
 
+def check_subtype(args, jobs: list[tuple[Path, Path]]) -> None:
+    """A `--subtype` an output's format cannot hold stops the command before any work."""
+    import soundfile
+
+    from .audio_io import output_format
+
+    if args.subtype is None:
+        return
+    for format in sorted({output_format(target)[0] for _, target in jobs}):
+        if not soundfile.check_format(format, args.subtype):
+            available = ", ".join(soundfile.available_subtypes(format))
+            raise CliError(f"--subtype {args.subtype}: {format} files cannot hold it (they take {available})")
+
+
 def progress(total: int, description: str, args):
     from tqdm.auto import tqdm
 
@@ -121,18 +148,26 @@ def groups(items: list, size: int):
 
 
 def run_audio_command(args, report: Report) -> None:
-    """resynth and analyze: audio files in."""
+    """resynth and analyze: audio files in. Files longer than `--long-seconds` go from file to file in blocks (mel
+    models; see `file_streaming`), the others are decoded in memory in batches."""
     analyze = args.command == "analyze"
     suffix = ".npy" if analyze else f".{args.format}"
     jobs = plan(args.inputs, args.output, suffix, AUDIO_SUFFIXES, report)
     if not jobs:
         return
     check_writable(jobs, args.output)
+    if not analyze:
+        check_subtype(args, jobs)
     vocoder = load_vocoder(args, args.bandwidth)
     bar = progress(len(jobs), args.command, args)
     for group in groups(jobs, args.batch_size):
         loaded = []
         for source, target in group:
+            seconds = None if vocoder.is_codes_model else audio_seconds(source)
+            if seconds is not None and seconds > args.long_seconds:
+                run_streamed(args, vocoder, source, target, report, lambda: stream_audio(args, vocoder, source, target))
+                bar.update(1)
+                continue
             try:
                 audio, rate = load_audio(source)
                 loaded.append((source, target, vocoder.prepare(audio, rate, str(source))))
@@ -150,22 +185,33 @@ def run_audio_command(args, report: Report) -> None:
 
 
 def run_array_command(args, report: Report) -> None:
-    """synthesize and decode-codes: .npy features or codes in, audio out."""
+    """synthesize and decode-codes: .npy features or codes in, audio out. Arrays longer than `--long-seconds` are
+    read, decoded and written in blocks."""
     codes = args.command == "decode-codes"
     jobs = plan(args.inputs, args.output, f".{args.format}", {".npy"}, report)
     if not jobs:
         return
     check_writable(jobs, args.output)
+    check_subtype(args, jobs)
     vocoder = load_vocoder(args, args.bandwidth)
     if codes and not vocoder.is_codes_model:
         raise CliError(f"--model {args.model} is a mel model; decode-codes needs an EnCodec model")
     if not codes and vocoder.is_codes_model:
         raise CliError(f"--model {args.model} is an EnCodec model; use decode-codes for codes")
+    config = vocoder.model.config
     bar = progress(len(jobs), args.command, args)
     for group in groups(jobs, args.batch_size):
         loaded = []
         for source, target in group:
             try:
+                header = NpyColumns.open(source, codes)
+                check_array(header.shape, header.dtype, config, vocoder.bandwidth, codes)
+                if header.frames > vocoder.long_frames:
+                    run_streamed(
+                        args, vocoder, source, target, report, lambda: stream_array(args, vocoder, header, target)
+                    )
+                    bar.update(1)
+                    continue
                 loaded.append((source, target, load_array(source, vocoder, codes)))
             except (OSError, ValueError) as error:
                 report.fail(f"{source}: {error}")
@@ -185,31 +231,68 @@ def load_array(path: Path, vocoder, codes: bool) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except ValueError as error:
         raise ValueError(f"not a plain .npy array ({error})") from None
-    if array.ndim == 3 and array.shape[0] == 1 and not codes:
-        array = array[0]
-    if array.ndim == 3 and array.shape[1] == 1 and codes:
-        array = array[:, 0]
+    array = array.reshape(squeezed_shape(array.shape, codes))
     config = vocoder.model.config
-    if codes:
-        if not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"codes must be integers, got {array.dtype}")
-        expected = config.num_quantizers_for_bandwidth(vocoder.bandwidth)
-        if array.ndim != 2 or array.shape[0] != expected:
-            raise ValueError(
-                f"codes must have shape ({expected}, frames) at {vocoder.bandwidth:g} kbps, got {array.shape}"
-            )
-        if array.size and (array.min() < 0 or array.max() >= config.codebook_size):
-            raise ValueError(
-                f"codes must lie in [0, {config.codebook_size}), got values in [{array.min()}, {array.max()}]"
-            )
-        return array.astype(np.int64)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"features must be floating point, got {array.dtype}")
-    if array.ndim != 2 or array.shape[0] != config.input_channels:
-        raise ValueError(f"features must have shape ({config.input_channels}, frames), got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError("features contain NaN or infinite values")
-    return array.astype(np.float32)
+    check_array(array.shape, array.dtype, config, vocoder.bandwidth, codes)
+    return check_values(array, config, codes)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# long files, from file to file
+
+
+def run_streamed(args, vocoder, source: Path, target: Path, report: Report, job) -> None:
+    """Run one file-to-file job (`job()` returns the seconds of audio it did), counting it or reporting its
+    failure; a failed job leaves no output file."""
+    if getattr(args, "plot", False):
+        logger.info(f"{source}: no --plot for a file streamed from file to file (longer than --long-seconds)")
+    try:
+        seconds = job()
+    except (AudioError, ValueError, TypeError, OSError) as error:
+        report.fail(f"{source} -> {target}: {error}")
+        return
+    report.done += 1
+    report.audio_seconds += seconds
+
+
+def stream_audio(args, vocoder, source: Path, target: Path) -> float:
+    """resynth or analyze of a long audio file, block by block; returns its seconds of audio (at the model's
+    rate)."""
+    extractor = vocoder.processor.feature_extractor
+    samples = 0
+
+    def counted(blocks):
+        nonlocal samples
+        for block in blocks:
+            samples += block.shape[0]
+            yield block
+
+    blocks = read_audio_blocks(
+        source, vocoder.sampling_rate, lambda channels, rate: vocoder.describe_preparation(str(source), channels, rate)
+    )
+    features = extractor.stream(counted(blocks))
+    if args.command == "analyze":
+        write_npy_columns(target, extractor.feature_size, np.float32, features)
+        return samples / vocoder.sampling_rate
+    update = frame_progress(args)(extractor.num_frames(int(audio_seconds(source) * vocoder.sampling_rate)))
+    written = write_audio_blocks(target, vocoder.stream_decode(features, update), vocoder.sampling_rate, args.subtype)
+    return written / vocoder.sampling_rate
+
+
+def stream_array(args, vocoder, header: NpyColumns, target: Path) -> float:
+    """synthesize or decode-codes of a long .npy, block by block; returns the seconds of audio written."""
+    codes = args.command == "decode-codes"
+    config = vocoder.model.config
+
+    def checked():
+        start = 0
+        for block in header.blocks():
+            yield check_values(block, config, codes, start)
+            start += block.shape[-1]
+
+    update = frame_progress(args)(header.frames)
+    written = write_audio_blocks(target, vocoder.stream_decode(checked(), update), vocoder.sampling_rate, args.subtype)
+    return written / vocoder.sampling_rate
 
 
 def run_items(loaded, compute, write, report: Report, bar) -> None:
@@ -398,25 +481,81 @@ def main(argv=None) -> int:
 
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars for every model load
     report = Report(f"dataset {args.operation}" if args.command == "dataset" else args.command)
-    try:
-        if args.command == "train":
-            return run_train(args)
-        if args.command in ("resynth", "analyze"):
-            run_audio_command(args, report)
-        elif args.command in ("synthesize", "decode-codes"):
-            run_array_command(args, report)
-        else:
-            from .dataset_vocos import run_dataset
+    with stop_signals_interrupt():
+        try:
+            if args.command == "train":
+                return run_train(args)
+            if args.command in ("resynth", "analyze"):
+                run_audio_command(args, report)
+            elif args.command in ("synthesize", "decode-codes"):
+                run_array_command(args, report)
+            else:
+                from .dataset_vocos import run_dataset
 
-            if not run_dataset(args, report):
-                return 0  # the main process reports for all
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+                if not run_dataset(args, report):
+                    return 0  # the main process reports for all
+        except CliError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as interruption:
+            return interrupted(interruption, report, args.command)
     return report.summary()
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: unwinds the command like Ctrl-C, so that every write in progress removes
+    its temporary file on the way out."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt():
+    """While the command runs, SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread (the first one;
+    later ones are ignored, so that cleaning up is not itself cut short). The previous handlers come back after.
+    Outside the main thread (signal handlers cannot be set there) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {number: signal.getsignal(number) for number in numbers}
+
+    def handler(number, frame):
+        for each in numbers:
+            signal.signal(each, signal.SIG_IGN)
+        raise Interrupted(number)
+
+    for number in numbers:
+        signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, action in previous.items():
+            signal.signal(number, action)
+
+
+def interrupted(interruption: KeyboardInterrupt, report: Report, command: str) -> int:
+    """Remove what writes in progress left, say what was kept, and return 128 + the signal's number (the shell's
+    convention for a process stopped by a signal: 130 for SIGINT, 143 for SIGTERM)."""
+    from .audio_io import remove_temporaries
+
+    leftovers = remove_temporaries()  # the writes clean up as they unwind; this catches anything they could not
+    number = getattr(interruption, "signal_number", signal.SIGINT)
+    if command == "train":
+        kept = "checkpoints saved before it are complete (continue with --resume latest)"
+    elif command == "dataset":
+        kept = "finished shards are kept (run the same command again to continue)"
+    else:
+        kept = f"{report.done} file{'s' if report.done != 1 else ''} written before it, complete"
+    removed = f" ({len(leftovers)} unfinished temporary file(s))" if leftovers else ""
+    print(
+        f"{report.command}: interrupted by {signal.Signals(number).name}: {kept}; any output in progress was "
+        f"removed{removed}",
+        file=sys.stderr,
+    )
+    return 128 + int(number)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AudioError, atomic_write, encode_wav, find_files, load_audio
+from .audio_io import AudioError, atomic_path, atomic_write, encode_wav, find_files, load_audio
 from .vocoder import each_or_alone
 
 __all__ = ["add_dataset_parser", "run_dataset"]
@@ -311,14 +309,11 @@ _EMPTY_MARKER = "EMPTY"
 def save_atomically(dataset, path: Path) -> None:
     """save_to_disk under a temporary name, then rename. An empty dataset (a shard past the last row) is saved as a
     folder holding only a marker: datasets writes no table for it and cannot load it back."""
-    temporary = path.parent / f".{path.name}.partial-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    if len(dataset):
-        dataset.save_to_disk(str(temporary))
-    else:
-        temporary.mkdir(parents=True)
-        (temporary / _EMPTY_MARKER).write_text("this shard has no rows\n")
-    temporary.rename(path)
+    with atomic_path(path, folder=True) as temporary:
+        if len(dataset):
+            dataset.save_to_disk(str(temporary))
+        else:
+            (temporary / _EMPTY_MARKER).write_text("this shard has no rows\n")
 
 
 def merge(output: Path, num_shards: int, final: Path) -> None:

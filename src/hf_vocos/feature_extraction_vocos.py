@@ -7,6 +7,7 @@ import inspect
 import math
 import numbers
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -460,19 +461,74 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             for start_frame in range(0, frame_counts[index], block_frames):
                 count = min(block_frames, frame_counts[index] - start_frame)
                 self._windowed_frames(clip, samples, start_frame, frames[:count], window)
-                spectrum = torch.fft.rfft(frames[:count], dim=-1)  # (rfft's out= would add a copy)
-                if self.power != 1 or self.magnitude_epsilon:
-                    self._powered_magnitude(spectrum, magnitude[:count])
-                elif reuse_buffers:
-                    # numpy's complex abs (a vectorised hypot) is 5x faster than torch's on CPU and as accurate (the
-                    # two differ by at most an ulp, where the original's torchaudio Spectrogram(power=1) uses torch's).
-                    np.abs(spectrum.numpy(), out=magnitude[:count].numpy())
-                else:
-                    torch.abs(spectrum, out=magnitude[:count])
                 rows = features[index, start_frame : start_frame + count]
-                _mel_product(magnitude[:count], mel_blocks, out=rows)
-                rows.clamp_(min=self.log_floor).log_()
+                self._frames_log_mel(frames[:count], magnitude[:count], mel_blocks, reuse_buffers, out=rows)
         return features.transpose(1, 2)
+
+    def _frames_log_mel(
+        self, frames: torch.Tensor, magnitude: torch.Tensor, mel_blocks: list, numpy_abs: bool, out: torch.Tensor
+    ) -> None:
+        """`out` (frames, mels) = the log-mel of windowed `frames` (frames, n_fft); `magnitude` is working space."""
+        spectrum = torch.fft.rfft(frames, dim=-1)  # (rfft's out= would add a copy)
+        if self.power != 1 or self.magnitude_epsilon:
+            self._powered_magnitude(spectrum, magnitude)
+        elif numpy_abs:
+            # numpy's complex abs (a vectorised hypot) is 5x faster than torch's on CPU and as accurate (the two
+            # differ by at most an ulp, where the original's torchaudio Spectrogram(power=1) uses torch's).
+            np.abs(spectrum.numpy(), out=magnitude.numpy())
+        else:
+            torch.abs(spectrum, out=magnitude)
+        _mel_product(magnitude, mel_blocks, out=out)
+        out.clamp_(min=self.log_floor).log_()
+
+    def stream(self, audio_blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Log-mel features of one long clip given as consecutive blocks of samples (1-D float32 arrays at
+        `self.sampling_rate`, of any sizes), as float32 blocks `(feature_size, frames)`, on the CPU. Concatenated,
+        they equal `self(clip)["input_features"][0]` bit for bit (the same blocks of frames through the same
+        arithmetic), while only about one block of samples and features (11 s at 24 kHz) is held at a time, whatever
+        the clip's length. Raises ValueError when the whole clip is shorter than `min_num_samples`."""
+        hop, n_fft, pad = self.hop_length, self.n_fft, self.edge_padding
+        block = _FRAMES_PER_BLOCK
+        frames, magnitude = _thread_buffers(block, n_fft)
+        buffer, offset, next_frame = np.empty(0, np.float32), 0, 0  # buffer[0] is sample `offset` of the clip
+
+        def compute(count: int, length: int | None) -> np.ndarray:
+            # Frames next_frame ... + count cover samples [start, stop), reflect-padded past the clip's edges.
+            start = next_frame * hop - pad
+            stop = (next_frame + count - 1) * hop - pad + n_fft
+            segment = np.empty(stop - start, np.float32)
+            _reflect_segment(buffer, start, segment, offset=offset, length=length)
+            torch.mul(torch.from_numpy(segment).unfold(0, n_fft, hop), self._fft_window, out=frames[:count])
+            rows = torch.empty(count, self.feature_size)
+            self._frames_log_mel(frames[:count], magnitude[:count], self._mel_blocks, True, out=rows)
+            return rows.T.numpy()
+
+        for index, piece in enumerate(audio_blocks):
+            piece = _to_numpy(np.asarray(piece) if isinstance(piece, list) else piece, f"audio_blocks[{index}]")
+            if piece.ndim != 1:
+                raise ValueError(f"`audio_blocks[{index}]` must be 1-D mono samples, got shape {piece.shape}.")
+            if not np.isfinite(piece).all():
+                where = f"after {offset + buffer.shape[0]} samples"
+                raise ValueError(f"`audio_blocks[{index}]` ({where}) contains NaN or infinite samples.")
+            buffer = np.concatenate([buffer, piece])
+            # A whole block whose samples all lie inside the clip is a whole block of the full transform as well.
+            while (next_frame + block - 1) * hop - pad + n_fft <= offset + buffer.shape[0]:
+                yield compute(block, None)
+                next_frame += block
+                # Keep the next block's samples, and `pad + 1` before them for a reflection at the clip's end.
+                keep_from = max(next_frame * hop - 2 * pad - 1, 0)
+                buffer, offset = buffer[keep_from - offset :], keep_from
+        length = offset + buffer.shape[0]
+        if length < self.min_num_samples:
+            raise ValueError(
+                f"`audio_blocks` hold {length} samples in all; with padding={self.padding!r} and n_fft={n_fft} the "
+                f"reflect padding needs at least {self.min_num_samples} samples."
+            )
+        total = self.num_frames(length)
+        while next_frame < total:
+            count = min(block, total - next_frame)
+            yield compute(count, length)
+            next_frame += count
 
     def _powered_magnitude(self, spectrum: torch.Tensor, out: torch.Tensor) -> None:
         """`out` = (re^2 + im^2 + magnitude_epsilon) ** (power / 2) of `spectrum`."""
@@ -537,16 +593,20 @@ def _as_tensor(clip: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(clip)
 
 
-def _reflect_segment(clip: np.ndarray, start: int, out: np.ndarray) -> None:
-    """Write samples `start : start + len(out)` of `clip` into `out`, reflect-padded (numpy's "reflect": the edge
-    sample is not repeated) where the range runs past either edge, which must be by less than `len(clip)`."""
-    length, stop = clip.shape[0], start + out.shape[0]
+def _reflect_segment(clip: np.ndarray, start: int, out: np.ndarray, offset: int = 0, length: int | None = None) -> None:
+    """Write samples `start : start + len(out)` of a clip into `out`, reflect-padded (numpy's "reflect": the edge
+    sample is not repeated) where the range runs past either edge, which must be by less than the clip's length.
+    `clip` holds the clip's samples from `offset` on (all of it by default); `length` is the clip's whole length
+    (None: not known yet, and the range must not run past the samples held)."""
+    held_end = offset + clip.shape[0]
+    length = held_end if length is None else length
+    stop = start + out.shape[0]
     inner_start, inner_stop = max(start, 0), min(stop, length)
-    out[inner_start - start : inner_stop - start] = clip[inner_start:inner_stop]
+    out[inner_start - start : inner_stop - start] = clip[inner_start - offset : inner_stop - offset]
     if start < 0:
-        out[:-start] = clip[1 : 1 - start][::-1]
+        out[:-start] = clip[1 - offset : 1 - start - offset][::-1]
     if stop > length:
-        out[length - start :] = clip[2 * length - 1 - stop : length - 1][::-1]
+        out[length - start :] = clip[2 * length - 1 - stop - offset : length - 1 - offset][::-1]
 
 
 def _mel_product(magnitude: torch.Tensor, mel_blocks: list[tuple[int, int, torch.Tensor]], out: torch.Tensor) -> None:

@@ -8,6 +8,7 @@ than `long_seconds` are streamed chunk by chunk with a progress bar, so memory s
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Callable
 
 import numpy as np
@@ -107,12 +108,15 @@ class Vocoder:
     def prepare(self, audio: np.ndarray, sampling_rate: int, name: str = "") -> np.ndarray:
         """Mono float32 audio at the model's rate: mixes channels down and resamples, logging what it did."""
         audio, channels = to_mono(audio)
+        self.describe_preparation(name, channels, sampling_rate)
+        return resample(audio, sampling_rate, self.sampling_rate)
+
+    def describe_preparation(self, name: str, channels: int, sampling_rate: int) -> None:
+        """Log what `prepare` does to audio with this many channels at this rate."""
         if channels > 1:
             logger.info(f"{name}: {channels} channels mixed to mono")
         if sampling_rate != self.sampling_rate:
             logger.info(f"{name}: resampled {sampling_rate} Hz -> {self.sampling_rate} Hz")
-            audio = resample(audio, sampling_rate, self.sampling_rate)
-        return audio
 
     # ---- audio -> features or codes ----------------------------------------------------------------------------
 
@@ -179,28 +183,45 @@ class Vocoder:
 
     def _stream(self, item: np.ndarray, progress: Callable | None) -> np.ndarray:
         update = progress(item.shape[-1]) if progress is not None else None
-        tensor = torch.from_numpy(item)
-        pieces = []
-        for start in range(0, item.shape[-1], self.chunk_frames):
-            chunk = tensor[..., start : start + self.chunk_frames]
-            if self.is_codes_model and not chunk.is_floating_point():
-                chunk = chunk[:, None, :]  # (num_quantizers, frames) -> (num_quantizers, 1, frames)
-            pieces.append(chunk)
+        return np.concatenate([np.zeros(0, np.float32), *self.stream_decode([item], update)])
 
-        def counted():
-            for chunk in pieces:
-                yield chunk
+    def stream_decode(self, blocks: Iterable[np.ndarray], update: Callable | None = None) -> Iterator[np.ndarray]:
+        """The audio of one item given as consecutive blocks of log-mel features `(channels, frames_i)` or, for EnCodec
+        models, codes `(num_quantizers, frames_i)`: float32 pieces, yielded as they become final. The blocks go to
+        the streaming decoder in chunks of exactly `chunk_frames` frames whatever their own sizes, the way `decode`
+        streams a long item, so the audio is the same bit for bit; only a chunk and the decoder's context are held.
+        `update(frames)`, if given, is told each chunk's frames."""
+
+        def chunks():
+            for chunk in _rechunk(blocks, self.chunk_frames):
+                tensor = torch.from_numpy(chunk)
+                if self.is_codes_model and not tensor.is_floating_point():
+                    tensor = tensor[:, None, :]  # (num_quantizers, frames) -> (num_quantizers, 1, frames)
+                yield tensor
                 if update is not None:
                     update(chunk.shape[-1])
 
         kwargs = {"bandwidth": self.bandwidth} if self.bandwidth is not None else {}
-        audio = torch.cat([piece[0].float().cpu() for piece in self.model.stream(counted(), **kwargs)])
-        return audio.numpy()
+        for piece in self.model.stream(chunks(), **kwargs):  # (the decoder runs without autograd)
+            yield piece[0].float().cpu().numpy()
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices in batches of `batch_size`, sorted by length so that little padding is computed."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+
+def _rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Consecutive blocks `(..., frames_i)` regrouped into contiguous chunks of exactly `size` frames (the last one
+    shorter)."""
+    held = None
+    for block in blocks:
+        held = block if held is None else np.concatenate([held, block], axis=-1)
+        while held.shape[-1] >= size:
+            yield np.ascontiguousarray(held[..., :size])
+            held = held[..., size:]
+    if held is not None and held.shape[-1]:
+        yield np.ascontiguousarray(held)
 
 
 def each_or_alone(compute: Callable[[list], list], items: list) -> list[tuple[object, Exception | None]]:

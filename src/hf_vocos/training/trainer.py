@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..audio_io import atomic_path
 from ..configuration_vocos import VocosConfig
 from ..feature_extraction_vocos import VocosFeatureExtractor
 from ..modeling_vocos import VocosEncodecModel, VocosModel
@@ -329,9 +330,6 @@ class VocosTrainer:
         state; only the newest `keep_checkpoints` are kept."""
         folder = self.output_dir / f"{CHECKPOINT_PREFIX}{self.global_step:07d}"
         if self.accelerator.is_main_process:
-            temporary = folder.with_name(folder.name + ".partial")
-            shutil.rmtree(temporary, ignore_errors=True)
-            self.save_model(temporary)
             state = {
                 "step": self.global_step,
                 "generator_optimizer": self.generator_optimizer.state_dict(),
@@ -341,10 +339,10 @@ class VocosTrainer:
             if self.discriminator_optimizer is not None:
                 state["discriminator_optimizer"] = self.discriminator_optimizer.state_dict()
                 state["discriminator_scheduler"] = self.discriminator_scheduler.state_dict()
-            torch.save(state, temporary / STATE_FILE)
-            (temporary / "training_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-            shutil.rmtree(folder, ignore_errors=True)
-            temporary.rename(folder)
+            with atomic_path(folder, folder=True) as temporary:  # an interrupted save leaves nothing
+                self.save_model(temporary)
+                torch.save(state, temporary / STATE_FILE)
+                (temporary / "training_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
             for old in sorted(self.output_dir.glob(f"{CHECKPOINT_PREFIX}*[0-9]"))[: -self.config.keep_checkpoints]:
                 shutil.rmtree(old)
         self.accelerator.wait_for_everyone()
