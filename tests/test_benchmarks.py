@@ -84,3 +84,32 @@ def test_onnx_section(tmp_path):
     pytest.importorskip("onnxruntime")
     rows = table_rows(tmp_path, "--sections", "onnx", "--models", "mel", "--durations", "0.5", "--repeats", "1")
     assert len(rows) == 1 and rows[0][:2] == ["mel", "0.5 s"] and float(rows[0][6]) < 1e-4
+
+
+@pytest.mark.slow
+def test_cli_memory_section(tmp_path):
+    """benchmarks/benchmark_cli.py's memory table: each command's peak RSS for each duration, and the growth (45 s:
+    eight fresh processes with the release-size model)."""
+    script = SCRIPT.parent / "benchmark_cli.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--sections",
+            "memory",
+            "--durations",
+            "2",
+            "70",
+            "--markdown",
+            tmp_path / "m.md",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [
+        line.strip("|").split("|") for line in (tmp_path / "m.md").read_text().splitlines() if line.startswith("| ")
+    ]
+    assert [row[0].strip() for row in rows[1:]] == ["resynth", "analyze", "synthesize", "resynth, whole file in memory"]
+    assert all(row[1].strip().endswith("s)") and row[3].strip().endswith("x") for row in rows[1:])
