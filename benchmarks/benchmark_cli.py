@@ -122,7 +122,8 @@ def memory(args, model: Path) -> list[str]:
                 script = (
                     "import sys, soundfile; from hf_vocos.vocoder import Vocoder; v = Vocoder(sys.argv[1]); "
                     "a, r = soundfile.read(sys.argv[2], dtype='float32'); "
-                    "soundfile.write(sys.argv[3], v.resynthesize([v.prepare(a, r)])[0], r, subtype='FLOAT')"
+                    "soundfile.write(sys.argv[3], v.resynthesize([v.prepare(a, r)])[0], v.sampling_rate, "
+                    "subtype='FLOAT')"
                 )
                 command = [sys.executable, "-c", script, str(model), str(folder / "in.wav"), str(folder / "mem.wav")]
                 results["resynth, whole file in memory"].append(peak_rss(command, env))

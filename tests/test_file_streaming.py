@@ -160,7 +160,6 @@ def test_npy_columns_read_both_orders_and_write_fortran_order(tmp_path):
     )
     loaded = np.load(tmp_path / "out.npy")
     assert frames == 10_000 and loaded.dtype == np.float32 and np.array_equal(loaded, array.astype(np.float32))
-    (tmp_path / "objects.npy").write_bytes(b"")
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="holds Python objects"):
         NpyColumns.open(tmp_path / "objects.npy")
@@ -264,3 +263,15 @@ def test_mp3_is_decoded_whole_and_gives_the_in_memory_audio(workspace, tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert np.array_equal(soundfile.read(tmp_path / "out.wav", dtype="float32")[0], vocoder.resynthesize([audio])[0])
+
+
+def test_stream_decode_refuses_blocks_that_do_not_line_up(workspace):
+    vocoder = Vocoder(str(workspace / "mel"))
+    blocks = [np.zeros((100, 600), np.float32), np.zeros((80, 10), np.float32)]
+    with pytest.raises(ValueError, match=r"`blocks\[1\]` has shape \(80, 10\).*`blocks\[0\]` has \(100, 600\)"):
+        list(vocoder.stream_decode(blocks))
+    # Lists of samples are blocks too, for the feature stream.
+    extractor = vocoder.processor.feature_extractor
+    clip = speech_like(4000, seed=1)
+    streamed = np.concatenate(list(extractor.stream([clip[:1500].tolist(), clip[1500:]])), axis=1)
+    assert np.array_equal(streamed, extractor(clip, sampling_rate=24000)["input_features"][0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -165,7 +166,8 @@ def run_audio_command(args, report: Report) -> None:
         for source, target in group:
             seconds = None if vocoder.is_codes_model else audio_seconds(source)
             if seconds is not None and seconds > args.long_seconds:
-                run_streamed(args, vocoder, source, target, report, lambda: stream_audio(args, vocoder, source, target))
+                job = functools.partial(stream_audio, args, vocoder, source, target, seconds)
+                run_streamed(args, vocoder, source, target, report, job)
                 bar.update(1)
                 continue
             try:
@@ -207,9 +209,8 @@ def run_array_command(args, report: Report) -> None:
                 header = NpyColumns.open(source, codes)
                 check_array(header.shape, header.dtype, config, vocoder.bandwidth, codes)
                 if header.frames > vocoder.long_frames:
-                    run_streamed(
-                        args, vocoder, source, target, report, lambda: stream_array(args, vocoder, header, target)
-                    )
+                    job = functools.partial(stream_array, args, vocoder, header, target)
+                    run_streamed(args, vocoder, source, target, report, job)
                     bar.update(1)
                     continue
                 loaded.append((source, target, load_array(source, vocoder, codes)))
@@ -255,9 +256,9 @@ def run_streamed(args, vocoder, source: Path, target: Path, report: Report, job)
     report.audio_seconds += seconds
 
 
-def stream_audio(args, vocoder, source: Path, target: Path) -> float:
-    """resynth or analyze of a long audio file, block by block; returns its seconds of audio (at the model's
-    rate)."""
+def stream_audio(args, vocoder, source: Path, target: Path, seconds: float) -> float:
+    """resynth or analyze of a long audio file (`seconds` long, by its header), block by block; returns its seconds
+    of audio (at the model's rate)."""
     extractor = vocoder.processor.feature_extractor
     samples = 0
 
@@ -274,7 +275,7 @@ def stream_audio(args, vocoder, source: Path, target: Path) -> float:
     if args.command == "analyze":
         write_npy_columns(target, extractor.feature_size, np.float32, features)
         return samples / vocoder.sampling_rate
-    update = frame_progress(args)(extractor.num_frames(int(audio_seconds(source) * vocoder.sampling_rate)))
+    update = frame_progress(args)(extractor.num_frames(int(seconds * vocoder.sampling_rate)))
     written = write_audio_blocks(target, vocoder.stream_decode(features, update), vocoder.sampling_rate, args.subtype)
     return written / vocoder.sampling_rate
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import AudioError, atomic_path, atomic_write, encode_wav, find_files, load_audio
+from .file_streaming import audio_seconds
 from .vocoder import each_or_alone
 
 __all__ = ["add_dataset_parser", "run_dataset"]
@@ -277,20 +278,14 @@ def audio_length(value) -> float:
     fails later, with its reason)."""
     import io
 
-    import soundfile
-
-    try:
-        if isinstance(value, dict) and value.get("array") is not None:
-            return len(value["array"]) / float(value.get("sampling_rate") or 1)
-        source = value
-        if isinstance(value, dict):
-            source = value.get("bytes") if value.get("bytes") is not None else value.get("path")
-        if isinstance(source, (bytes, bytearray)):
-            source = io.BytesIO(source)
-        info = soundfile.info(source)
-        return info.frames / info.samplerate
-    except Exception:  # unreadable: it fails, with its reason, when it is decoded
-        return 0.0
+    if isinstance(value, dict) and value.get("array") is not None:
+        return len(value["array"]) / float(value.get("sampling_rate") or 1)
+    source = value
+    if isinstance(value, dict):
+        source = value.get("bytes") if value.get("bytes") is not None else value.get("path")
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    return audio_seconds(source) or 0.0
 
 
 def describe(value, batch, position) -> str:

@@ -504,7 +504,7 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             return rows.T.numpy()
 
         for index, piece in enumerate(audio_blocks):
-            piece = _to_numpy(np.asarray(piece) if isinstance(piece, list) else piece, f"audio_blocks[{index}]")
+            piece = _to_numpy(piece if isinstance(piece, torch.Tensor) else np.asarray(piece), f"audio_blocks[{index}]")
             if piece.ndim != 1:
                 raise ValueError(f"`audio_blocks[{index}]` must be 1-D mono samples, got shape {piece.shape}.")
             if not np.isfinite(piece).all():

@@ -37,12 +37,13 @@ _READ_FRAMES = 480_000
 _NPY_FRAMES = 4096
 
 
-def audio_seconds(path: Path) -> float | None:
-    """The duration of an audio file from its header (nothing decoded), or None where soundfile cannot tell."""
+def audio_seconds(source) -> float | None:
+    """The duration of an audio file (a path or a file object) from its header (nothing decoded), or None where
+    soundfile cannot tell."""
     import soundfile
 
     try:
-        info = soundfile.info(str(path))
+        info = soundfile.info(str(source) if isinstance(source, Path) else source)
     except Exception:  # unreadable: it fails, with its reason, where it is read
         return None
     return info.frames / info.samplerate if info.samplerate and info.frames >= 0 else None

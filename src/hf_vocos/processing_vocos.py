@@ -373,14 +373,15 @@ class VocosProcessor(ProcessorMixin):
         original = find_original_checkpoint(pretrained_model_name_or_path, **hub_kwargs)
         if original is None:
             processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-            if processor.has_audio_tokenizer and _is_mel_checkpoint(pretrained_model_name_or_path, hub_kwargs):
+            config_dict = _checkpoint_config(pretrained_model_name_or_path, hub_kwargs)
+            if processor.has_audio_tokenizer and _is_mel_checkpoint(config_dict):
                 # Generation B saved an EnCodec reference with mel checkpoints' processors too: a mel model's
                 # processor makes log-mel features and never needs EnCodec.
                 processor._audio_tokenizer, processor.encodec_name_or_path = None, None
             if cls is VocosProcessor and processor.has_audio_tokenizer:
                 # An EnCodec checkpoint's processor, whichever class was asked.
                 processor = VocosEncodecProcessor._from_parts(processor)
-            _check_fits_checkpoint(processor, pretrained_model_name_or_path, hub_kwargs)
+            _check_fits_checkpoint(processor, pretrained_model_name_or_path, config_dict)
             return processor
         logger.warning(
             f"{pretrained_model_name_or_path} is an original Vocos checkpoint (config.yaml): building the equivalent "
@@ -439,15 +440,14 @@ def _checkpoint_config(name_or_path, hub_kwargs: dict) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
-def _is_mel_checkpoint(name_or_path, hub_kwargs: dict) -> bool:
+def _is_mel_checkpoint(config: dict | None) -> bool:
     """Whether the checkpoint beside a processor is a mel model, by its config.json (False when there is none)."""
-    config = _checkpoint_config(name_or_path, hub_kwargs)
     return config is not None and config.get("model_type") in (None, "vocos") and not describes_encodec_model(config)
 
 
-def _check_fits_checkpoint(processor: VocosProcessor, name_or_path, hub_kwargs: dict) -> None:
-    """Refuse a processor whose folder's model (config.json beside it) takes other inputs than it makes."""
-    config_dict = _checkpoint_config(name_or_path, hub_kwargs)
+def _check_fits_checkpoint(processor: VocosProcessor, name_or_path, config_dict: dict | None) -> None:
+    """Refuse a processor whose folder's model (`config_dict`, the config.json beside it) takes other inputs than it
+    makes."""
     if config_dict is None or config_dict.get("model_type") not in (None, "vocos", "vocos_encodec"):
         return
     try:

@@ -2,7 +2,9 @@
 (audio to log-mel or EnCodec codes), synthesis from features, decoding codes.
 
 Short items are decoded in ragged batches sorted by length (each item gets exactly its solo output); items longer
-than `long_seconds` are streamed chunk by chunk with a progress bar, so memory stays bounded however long a file is.
+than `long_seconds` are decoded chunk by chunk through the streaming decoder with a progress bar, so the decoder's
+working memory stays bounded (the item and its audio are still held whole; `stream_decode` and `file_streaming` go
+from file to file without holding them).
 """
 
 from __future__ import annotations
@@ -214,8 +216,16 @@ class Vocoder:
 def _rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
     """Consecutive blocks `(..., frames_i)` regrouped into contiguous chunks of exactly `size` frames (the last one
     shorter)."""
-    held = None
-    for block in blocks:
+    held, first = None, None
+    for index, block in enumerate(blocks):
+        block = np.asarray(block)
+        if first is None:
+            first = block
+        elif block.shape[:-1] != first.shape[:-1] or block.dtype.kind != first.dtype.kind:
+            raise ValueError(
+                f"`blocks[{index}]` has shape {block.shape} and dtype {block.dtype}, but `blocks[0]` has "
+                f"{first.shape} and {first.dtype}: the blocks of one item must differ only in frames (the last axis)."
+            )
         held = block if held is None else np.concatenate([held, block], axis=-1)
         while held.shape[-1] >= size:
             yield np.ascontiguousarray(held[..., :size])
