@@ -32,14 +32,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from hf_vocos import VocosModel  # noqa: E402
+from hf_vocos import CPUTiledImplementation, VocosModel  # noqa: E402
 from hf_vocos.capabilities import native_bfloat16_available  # noqa: E402
 
 BANDWIDTH = 6.0
 SECTIONS = {
     "speed": "| model | audio x batch | device | original fp32 | ours | ratio | RTF | max abs diff / SNR vs original "
     "| implementation |",
-    "paths": "| model | audio | original | eager | cpu_tiled | accelerator | best |",
+    "paths": "| model | audio | original | eager | cpu_tiled | cpu_tiled, packing every call | cpu_tiled, never "
+    "packing | accelerator | best |",
+    "busy": "| model | audio | torch threads | original | eager | cpu_tiled | auto | auto picks |",
     "streaming": "| model | chunk | original, windowed decode | ours, per push | ratio | compute RTF | latency "
     "(context + chunk) |",
     "memory": "| mode | peak RSS, 1 min (+ above baseline) | peak RSS, 10 min (+ above baseline) | growth |",
@@ -175,15 +177,23 @@ def speed_section(args, pairs, lines) -> None:
 
 def paths_section(args, pairs, lines) -> None:
     """Each CPU inference implementation forced, float32, batch 1, against the original: the measurement behind
-    the automatic choice (`capabilities.tiled_cpu_path_preferred`)."""
-    names = ("eager", "cpu_tiled", "accelerator")
+    the automatic choice (`capabilities.tiled_cpu_path_preferred`), and the tiled path packing its weights in every
+    call or never (the default packs from `pack_min_rows` rows)."""
+    choices = {
+        "eager": "eager",
+        "cpu_tiled": "cpu_tiled",
+        "packing": CPUTiledImplementation(pack_min_rows=0),
+        "no packing": CPUTiledImplementation(pack_min_rows=2**62),
+        "accelerator": "accelerator",
+    }
+    names = tuple(choices)
     for variant, (original, ours) in pairs.items():
         for seconds in args.durations:
             inputs = make_inputs(ours, seconds, 1)
             calls = {"original": original_call(original, ours, inputs)}
             models = {name: copy_of(ours, torch.float32, "cpu") for name in names}
             for name, model in models.items():
-                model.inference_implementation = name
+                model.inference_implementation = choices[name]
                 calls[name] = lambda model=model: model(**inputs)
             with torch.inference_mode():
                 times = interleaved(calls, args.repeats)
@@ -193,6 +203,40 @@ def paths_section(args, pairs, lines) -> None:
             best = min(names, key=times.get)
             lines.append(f"| {variant} | {seconds:g} s | {times['original'] * 1000:.0f} ms | {cells} | {best} |")
             print(lines[-1], flush=True)
+
+
+def busy_section(args, pairs, lines) -> None:
+    """float32, batch 1, with one other process spinning on a core (a shared machine), at torch's default thread
+    count and at one thread per process: the original, eager, the tiled path forced, and what "auto" picks."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    default_threads = torch.get_num_threads()
+    try:
+        for threads in sorted({default_threads, 1}, reverse=True):
+            torch.set_num_threads(threads)
+            for variant, (original, ours) in pairs.items():
+                for seconds in args.durations:
+                    inputs = make_inputs(ours, seconds, 1)
+                    calls = {"original": original_call(original, ours, inputs)}
+                    models = {name: copy_of(ours, torch.float32, "cpu") for name in ("eager", "cpu_tiled", "auto")}
+                    for name, model in models.items():
+                        model.inference_implementation = name
+                        calls[name] = lambda model=model: model(**inputs)
+                    with torch.inference_mode():
+                        times = interleaved(calls, args.repeats)
+                        picked = models["auto"].implementation_for(next(iter(inputs.values())).float()).name
+                    cells = " | ".join(
+                        f"{times[name] * 1000:.0f} ms ({times['original'] / times[name]:.2f}x)"
+                        for name in ("eager", "cpu_tiled", "auto")
+                    )
+                    lines.append(
+                        f"| {variant} | {seconds:g} s | {threads} | {times['original'] * 1000:.0f} ms | {cells} | "
+                        f"{picked} |"
+                    )
+                    print(lines[-1], flush=True)
+    finally:
+        torch.set_num_threads(default_threads)
+        spinner.kill()
+        spinner.wait()
 
 
 def streaming_section(args, pairs, lines) -> None:
@@ -310,6 +354,7 @@ def onnx_section(args, pairs, lines) -> None:
 RUNNERS = {
     "speed": speed_section,
     "paths": paths_section,
+    "busy": busy_section,
     "streaming": streaming_section,
     "memory": memory_section,
     "onnx": onnx_section,

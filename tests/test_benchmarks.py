@@ -36,14 +36,14 @@ def needs_original() -> None:
 
 def test_help_lists_the_sections_and_hides_the_probe():
     result = run_script("--help")
-    assert all(name in result.stdout for name in ("speed", "paths", "streaming", "memory", "onnx"))
+    assert all(name in result.stdout for name in ("speed", "paths", "busy", "streaming", "memory", "onnx"))
     assert "--memory-probe" not in result.stdout
 
 
 def test_speed_and_paths_sections(tmp_path):
     needs_original()
     rows = table_rows(tmp_path, "--sections", "speed", "paths", "--durations", "0.5", "--repeats", "1")
-    speed = [row for row in rows if len(row) == 9]
+    speed = [row for row in rows if len(row) == 9 and row[1].endswith("x 1")]
     assert [(row[0], row[2].split()[1]) for row in speed] == [
         ("mel", "float32"),
         ("mel", "bfloat16"),
@@ -53,10 +53,21 @@ def test_speed_and_paths_sections(tmp_path):
     assert all(row[1] == "0.5 s x 1" and row[5].endswith("x") for row in speed)
     assert float(speed[0][7]) < 1e-4 and float(speed[2][7]) < 1e-4  # float32: the original's audio
     assert all(float(row[7].removesuffix(" dB")) > 30 for row in (speed[1], speed[3]))  # bfloat16: its SNR bound
-    paths = [row for row in rows if len(row) == 7]
+    paths = [row for row in rows if len(row) == 9 and not row[1].endswith("x 1")]
     assert [row[0] for row in paths] == ["mel", "encodec"] and all(
-        row[6] in ("eager", "cpu_tiled", "accelerator") for row in paths
+        row[8] in ("eager", "cpu_tiled", "packing", "no packing", "accelerator") for row in paths
     )
+
+
+def test_busy_neighbour_section(tmp_path):
+    """The shared-machine rows: default threads and one thread, each model, and what "auto" picks there."""
+    needs_original()
+    rows = table_rows(tmp_path, "--sections", "busy", "--durations", "0.5", "--repeats", "1")
+    import torch
+
+    threads = sorted({torch.get_num_threads(), 1}, reverse=True)
+    assert [(row[0], int(row[2])) for row in rows] == [(model, t) for t in threads for model in ("mel", "encodec")]
+    assert all(row[4].endswith("x)") and row[7] in ("eager", "cpu_tiled") for row in rows)
 
 
 def test_streaming_section(tmp_path):

@@ -210,57 +210,212 @@ def test_the_switch_is_not_saved_and_is_settable_at_load(tmp_path):
     assert VocosModel.from_pretrained(tmp_path, inference_implementation="eager").inference_implementation == "eager"
 
 
-def test_packed_weights_follow_weight_changes_and_are_freed():
-    """The tiled CPU path multiplies by packed copies of the MLP weights (layer scale folded in) and of the head's
-    projection, cached per module: any change to the weights must reach the output, the cache stays off the module
-    (copies, state dicts), and choosing another implementation frees the copies."""
+# ---------------------------------------------------------------------------------------------------------------------
+# The fast paths are invisible: users' habits (inference_mode, casts, reloads, in-place edits, copies, threads, ...)
+# give each implementation the plain path's audio. Each scenario runs once per implementation and once with "eager",
+# on identically prepared models; float32 must agree within 1e-4 of the peak, half precision within 30 dB SNR.
+
+
+def _offered_implementations() -> dict:
+    """Every implementation this machine offers, by test id: what "auto" picks here, each registered one, and the
+    tiled path on small tiles that packs its weights for any call (where the CPU can pack the call's dtype)."""
+    return {
+        "auto": lambda: "auto",
+        "cpu_tiled": lambda: "cpu_tiled",
+        "cpu_tiled_small_tiles_packing": lambda: CPUTiledImplementation(tile_frames=16, pack_min_rows=0),
+        "accelerator": lambda: "accelerator",
+        "onnx": lambda: "onnx",
+    }
+
+
+def _matrix_model(variant: str, seed: int = 40):
+    return randomize_(model_for(small_config(variant)), seed=seed)
+
+
+def _matrix_inputs(variant: str, batch_size: int = 2, num_frames: int = 75, seed: int = 41) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    if variant == "mel":
+        return {"input_features": torch.randn(batch_size, 100, num_frames, generator=generator) - 4}
+    return {"codes": torch.randint(0, 1024, (4, batch_size, num_frames), generator=generator), "bandwidth": 3.0}
+
+
+def _edit_in_place(model) -> None:
+    """What an optimizer step or a weight surgery does: the same tensors, new values."""
+    model.layers[0].pwconv1.weight.mul_(1.5)
+    model.layers[-1].layer_scale_parameter.add_(0.25)
+    model.decoder.out.weight[: model.config.n_fft // 2 + 1].mul_(0.5)
+    model.norm.weight.mul_(0.75)
+
+
+def _scenario_outputs(name: str, variant: str, implementation, tmp_path) -> list[torch.Tensor]:
+    """The audio a user gets in scenario `name` with `implementation` forced."""
     import copy
+    import pickle
+    import threading
+
+    inputs = _matrix_inputs(variant)
+
+    def run(model, grad_mode: str = "no_grad", **kwargs):
+        model.inference_implementation = implementation
+        arguments = {**inputs, **kwargs}
+        if grad_mode == "grad":
+            with torch.enable_grad():
+                return model(**arguments).audio.detach()
+        context = torch.inference_mode() if grad_mode == "inference_mode" else torch.no_grad()
+        with context:
+            return model(**arguments).audio.clone()
+
+    if name == "built_in_inference_mode":
+        with torch.inference_mode():
+            model = _matrix_model(variant)
+            return [run(model, "inference_mode"), run(model, "no_grad")]
+    if name == "loaded_in_inference_mode":
+        folder = tmp_path / "saved"
+        if not folder.exists():
+            _matrix_model(variant).save_pretrained(folder)
+        with torch.inference_mode():
+            model = VocosModel.from_pretrained(folder)
+            return [run(model, "inference_mode")]
+    if name == "cast_in_inference_mode":
+        model = _matrix_model(variant)
+        with torch.inference_mode():
+            model.to(torch.bfloat16)
+            return [run(model, "inference_mode")]
+    if name == "called_three_ways":
+        model = _matrix_model(variant)
+        return [run(model, mode) for mode in ("grad", "no_grad", "inference_mode")]
+    if name == "reloaded_after_a_call":
+        model, other = _matrix_model(variant), _matrix_model(variant, seed=42)
+        first = run(model)
+        model.load_state_dict(other.state_dict())
+        return [first, run(model)]
+    if name == "edited_in_place_after_a_call":
+        model = _matrix_model(variant)
+        first = run(model)
+        with torch.no_grad():
+            _edit_in_place(model)
+        return [first, run(model)]
+    if name == "inference_tensors_edited_in_place":
+        with torch.inference_mode():
+            model = _matrix_model(variant)
+            first = run(model, "inference_mode")
+            _edit_in_place(model)
+            return [first, run(model, "inference_mode")]
+    if name == "copied_after_a_call":
+        model = _matrix_model(variant)
+        first = run(model)
+        twin, unpickled = copy.deepcopy(model), pickle.loads(pickle.dumps(model))
+        with torch.no_grad():
+            _edit_in_place(twin)  # the copy's weights are its own
+        return [first, run(twin), run(unpickled), run(model)]
+    if name == "float32_bfloat16_float32":
+        model = _matrix_model(variant)
+        first = run(model)
+        half = run(model.to(torch.bfloat16))
+        return [first, half, run(model.to(torch.float32))]
+    if name == "float16":
+        model = _matrix_model(variant)
+        try:
+            return [run(model.to(torch.float16))]
+        except (RuntimeError, NotImplementedError) as error:
+            pytest.skip(f"float16 inference does not run on this CPU's torch: {error}")
+    if name == "autocast_bfloat16":
+        model = _matrix_model(variant)
+        run(model)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return [run(model)]
+    if name == "threads_on_one_model":
+        model = _matrix_model(variant)
+        model.inference_implementation = implementation
+        results: dict[int, torch.Tensor] = {}
+
+        def work(seed: int) -> None:
+            with torch.no_grad():
+                results[seed] = model(**_matrix_inputs(variant, seed=seed)).audio
+
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(50, 54)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [results[seed] for seed in range(50, 54)]
+    if name == "ragged_batch_with_a_mask":
+        model = _matrix_model(variant)
+        mask = (torch.arange(75)[None, :] < torch.tensor([[75], [33]])).int()
+        return [run(model, attention_mask=mask)]
+    if name == "decode_chunked_and_stream":
+        model = _matrix_model(variant)
+        model.inference_implementation = implementation
+        with torch.no_grad():
+            chunked = model.decode_chunked(**inputs, chunk_size=20).audio
+            if variant == "mel":
+                pieces = [inputs["input_features"][..., start : start + 7] for start in range(0, 75, 7)]
+            else:
+                pieces = [inputs["codes"][..., start : start + 7] for start in range(0, 75, 7)]
+            streamed = torch.cat(list(model.stream(pieces, bandwidth=inputs.get("bandwidth"))), dim=-1)
+        return [chunked, streamed]
+    raise AssertionError(name)
+
+
+_HALF_PRECISION_OUTPUTS = {"cast_in_inference_mode": {0}, "float32_bfloat16_float32": {1}, "float16": {0}}
+_HALF_PRECISION_OUTPUTS["autocast_bfloat16"] = {0}
+_SCENARIOS = [
+    "built_in_inference_mode",
+    "loaded_in_inference_mode",
+    "cast_in_inference_mode",
+    "called_three_ways",
+    "reloaded_after_a_call",
+    "edited_in_place_after_a_call",
+    "inference_tensors_edited_in_place",
+    "copied_after_a_call",
+    "float32_bfloat16_float32",
+    "float16",
+    "autocast_bfloat16",
+    "threads_on_one_model",
+    "ragged_batch_with_a_mask",
+    "decode_chunked_and_stream",
+]
+
+
+@pytest.mark.parametrize("implementation", list(_offered_implementations()))
+@pytest.mark.parametrize("scenario", _SCENARIOS)
+@pytest.mark.parametrize("variant", ["mel", "encodec"])
+def test_fast_paths_are_invisible(variant, scenario, implementation, tmp_path):
+    """Each implementation the machine offers gives the plain path's audio whatever the user did to the model before
+    (or while) calling it: float32 within 1e-4 of the peak, half precision at least 30 dB SNR."""
+    chosen = _offered_implementations()[implementation]()
+    outputs = _scenario_outputs(scenario, variant, chosen, tmp_path)
+    references = _scenario_outputs(scenario, variant, "eager", tmp_path)
+    assert len(outputs) == len(references)
+    for index, (output, reference) in enumerate(zip(outputs, references)):
+        assert output.shape == reference.shape and output.dtype == torch.float32
+        assert bool(torch.isfinite(output).all())
+        if index in _HALF_PRECISION_OUTPUTS.get(scenario, ()):
+            assert _snr_db(reference, output) >= 30, (index, _snr_db(reference, output))
+        else:
+            error = float((output - reference).abs().max())
+            assert error <= 1e-4 * float(reference.abs().max()), (index, error)
+    if scenario in ("reloaded_after_a_call", "edited_in_place_after_a_call", "inference_tensors_edited_in_place"):
+        assert float((outputs[1] - outputs[0]).abs().max()) > 1e-3  # the change reached the audio
+
+
+def test_the_tiled_path_keeps_nothing_between_calls():
+    """Packed weights live as long as the call that made them: the implementation holds no tensor afterwards (so no
+    second copy of the weights), and a call too short to pay for packing multiplies by the weights themselves."""
     import gc
-    import weakref
 
     require_packed_linear(torch.float32)
-    tiled = CPUTiledImplementation()
-    model = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=15)
+    tiled = CPUTiledImplementation(tile_frames=16, pack_min_rows=0)
+    model = _matrix_model("mel")
     model.inference_implementation = tiled
-    features = torch.randn(1, 100, 40, generator=torch.Generator().manual_seed(16))
-
-    def check(model):
-        with torch.no_grad():
-            cached = model(input_features=features).audio
-        with torch.enable_grad():
-            plain = model(input_features=features).audio.detach()
-        torch.testing.assert_close(cached, plain, rtol=0, atol=1e-5)
-        return cached
-
-    before = check(model)
     with torch.no_grad():
-        model.layers[-1].layer_scale_parameter.mul_(3.0)  # in place: same tensor, new version
-    changed = check(model)
-    assert (changed - before).abs().max() > 1e-3
-    with torch.no_grad():
-        model.decoder.out.weight[: model.config.n_fft // 2 + 1].mul_(0.5)  # the head's packed halves must follow too
-    assert (check(model) - changed).abs().max() > 1e-3
-    other = randomize_(VocosModel(VocosConfig(**SMALL_MEL)), seed=17)
-    other.inference_implementation = tiled
-    model.load_state_dict(other.state_dict())
-    torch.testing.assert_close(check(model), check(other), rtol=0, atol=0)
-    twin = copy.deepcopy(model)
-    assert set(twin.state_dict()) == set(model.state_dict())
-    torch.testing.assert_close(check(twin), check(model), rtol=0, atol=0)
-    copies = [weakref.ref(tiled._packed._entries[module][2][0]) for module in (*model.layers, model.decoder)]
-    model.inference_implementation = "eager"
+        model(**_matrix_inputs("mel"))
     gc.collect()
-    assert all(module not in tiled._packed for module in (*model.layers, model.decoder))
-    assert all(packed() is None for packed in copies)  # freed, not just forgotten
-    require_packed_linear(torch.bfloat16)
-    model.inference_implementation = tiled
-    reference = check(model)
-    half = model.to(torch.bfloat16)  # same parameters, cast: the cache must repack them in bf16
-    with torch.no_grad():
-        cached = half(input_features=features).audio
-    with torch.enable_grad():
-        plain = half(input_features=features).audio.detach()
-    assert _snr_db(reference, cached) >= 30 and _snr_db(plain, cached) >= 30
+    assert not any(isinstance(value, torch.Tensor) for value in vars(tiled).values())
+    assert tiled.packs(model.layers[0].pwconv1.weight, rows=1)
+    assert not CPUTiledImplementation().packs(model.layers[0].pwconv1.weight, rows=1023)
+    with pytest.raises(ValueError, match=r"`pack_min_rows` must be an integer >= 0, got -1"):
+        CPUTiledImplementation(pack_min_rows=-1)
 
 
 @pytest.mark.parametrize("tile_frames", [1, 3, 4, 7, 29, 30, 64])

@@ -174,7 +174,15 @@ def test_bfloat16_stream_equals_the_bfloat16_forward(case):
             list(half.stream((tensor[..., start : start + 11] for start in range(0, 173, 11)), **kwargs)), -1
         )
     assert streamed.dtype == full.dtype == torch.float32
-    torch.testing.assert_close(streamed, full, rtol=0, atol=1e-5)
+
+    # bfloat16 products may round differently for another number of rows (CPUs without native bfloat16 emulate them,
+    # blocked by the row count), so the stream matches its forward to bfloat16 rounding, far closer than the float32
+    # model's audio.
+    def snr_db(reference, estimate):
+        return float(10 * torch.log10(reference.square().sum() / (reference - estimate).square().sum()))
+
+    assert snr_db(full, streamed) >= 50
+    assert snr_db(full, streamed) >= snr_db(case[3].audio, streamed) + 10
 
 
 def test_ragged_batch_decodes_each_item_as_alone(monkeypatch):

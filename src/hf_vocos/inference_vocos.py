@@ -7,8 +7,13 @@ each against `eager`):
   it; it is the reference.
 - `cpu_tiled`: CPU inference over tiles of frames. Each block's depthwise convolution, norm and MLP run on a tile
   while it is in cache, the MLP on oneDNN's linear with packed weights (GELU fused, layer scale folded, residual in
-  the epilogue) where the CPU runs that in the dtype used; the head's spectrum and inverse FFT, and the overlap-add,
-  run over the same tiles. No whole-sequence temporary is made per block.
+  the epilogue, packed by the call itself) where the CPU runs that in the dtype used; the head's spectrum and inverse
+  FFT, and the overlap-add, run over the same tiles. No whole-sequence temporary is made per block.
+
+Nothing derived from the weights is kept between calls: every implementation reads the model's tensors as they are
+at the call (after `load_state_dict`, in-place edits, `to()`, copies, under `torch.inference_mode`), so a fast path
+has no state that could disagree with the plain one. Only values derived from the ISTFT window (a few thousand
+samples) are kept, checked against the window's contents at each use.
 - `accelerator`: eager inference off the CPU: the fewest kernels (a GPU's small calls are bound by kernel launches):
   the adaptive norms take their rows as views picked on the host, the spectrum is made complex in one `torch.polar`,
   the unmasked envelope divides in place.
@@ -111,22 +116,8 @@ class InferenceImplementation:
         """The head up to the overlap-add: (batch, frames, hidden) -> windowed time frames (batch, frames, n_fft)."""
         return model.decoder.frames(hidden_states)
 
-    def release(self, model) -> None:
-        """Free what this implementation cached for `model` (called when another one is chosen)."""
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-    # A model's copy shares its implementation (whose caches are keyed by module, weakly); a pickle holds just the
-    # settings, never the caches (packed oneDNN tensors cannot be pickled).
-    def __deepcopy__(self, memo):
-        return self
-
-    def __reduce__(self):
-        return type(self), self._settings()
-
-    def _settings(self) -> tuple:
-        return ()
 
 
 class EagerImplementation(InferenceImplementation):
@@ -163,35 +154,32 @@ def _conv_time_major(hidden_states: torch.Tensor, conv: nn.Conv1d) -> torch.Tens
     return output.squeeze(2).transpose(1, 2)
 
 
-class _PerModuleCache:
-    """Values computed from a module's tensors, held here (not on the module, so copies, pickles and state dicts
-    never see them) and made again when one of the tensors behind them changes: another tensor, an in-place update
-    (its version counter), another dtype or device."""
+class _WindowDerived:
+    """Values derived from an ISTFT head's window (its few thousand samples) and made again when the window's
+    contents, dtype or device change: each use compares the window with the copy it was made from (exact, and
+    microseconds for a window). Held here, off the module, keyed weakly: copies, pickles and state dicts never see
+    it, and threads at worst make a value twice. Weights are never cached across calls (`CPUTiledImplementation`)."""
 
-    def __init__(self):
+    def __init__(self, make):
+        self._make = make
         self._entries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def get(self, owner: nn.Module, sources: tuple[torch.Tensor, ...], make):
-        entry = self._entries.get(owner)
-        states = tuple((tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device) for tensor in sources)
-        if entry is not None and entry[0] == states and all(ref() is tensor for ref, tensor in zip(entry[1], sources)):
-            return entry[2]
+    def __call__(self, head, device: torch.device):
+        if is_tracing():  # a graph computes it from the window itself
+            return self._make(head, device)
+        window = head.window
+        entry = self._entries.get(head)
+        if entry is not None:
+            source, made_on, value = entry
+            if made_on == device and source.dtype == window.dtype and source.device == window.device:
+                if source.shape == window.shape and torch.equal(source, window):
+                    return value
         with torch.inference_mode(False), torch.no_grad():
-            value = make()
-        if not is_tracing():
-            self._entries[owner] = (states, tuple(weakref.ref(tensor) for tensor in sources), value)
+            value = self._make(head, device)
+            source = window.detach().clone()
+        if not window.is_meta:
+            self._entries[head] = (source, device, value)
         return value
-
-    def pop(self, owner: nn.Module) -> None:
-        self._entries.pop(owner, None)
-
-    def __contains__(self, owner: nn.Module) -> bool:
-        return owner in self._entries
-
-
-def _float_window(head, cache: _PerModuleCache) -> torch.Tensor:
-    """The head's float32 window padded to n_fft, made once per window tensor (a cast model rebuilds it exactly)."""
-    return cache.get(head, (head.window,), head.fft_window)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -204,35 +192,36 @@ def _periodic_envelope(head, num_frames: int) -> bool:
     return head.n_fft % head.hop_length == 0 and num_frames >= 2 * (head.n_fft // head.hop_length - 1)
 
 
-_EDGE_ENVELOPES = _PerModuleCache()
+def _edge_envelope_parts(head, device: torch.device) -> list:
+    """The envelope divisors of `_divide_unmasked_`: the first `carry` blocks, any middle block, the last `carry`
+    blocks of a 2 * carry-frame envelope (1 where no frame covers a sample), each with the mask of samples to zero
+    (None where the trim removes every such sample anyway)."""
+    carry = head.n_fft // head.hop_length - 1
+    short = head.window_envelope(None, 2 * carry).to(device).view(-1, head.hop_length)
+    # Samples no frame covers but that the trim removes anyway (the edges' first and last) need no zeroing.
+    trimmed = torch.zeros(short.shape, dtype=torch.bool, device=short.device)
+    trimmed.view(-1)[: head.trim] = True
+    trimmed.view(-1)[trimmed.numel() - head.trim :] = True
+    parts = []
+    for rows, cut in zip(
+        (short[:carry], short[carry], short[2 * carry :]),  # first blocks, any middle one, last
+        (trimmed[:carry], torch.zeros_like(trimmed[carry]), trimmed[2 * carry :]),
+    ):
+        covered = rows > _ENVELOPE_FLOOR
+        parts.append((torch.where(covered, rows, 1.0), None if bool((covered | cut).all()) else ~covered))
+    return parts
 
 
-def _divide_unmasked_(head, blocks: torch.Tensor, num_frames: int) -> None:
+edge_envelope_parts = _WindowDerived(_edge_envelope_parts)
+
+
+def _divide_unmasked_(head, blocks: torch.Tensor, num_frames: int, parts: list | None = None) -> None:
     """Divide the overlap-added audio of `num_frames` unmasked frames, as hop-sized blocks (batch, num_frames + carry,
     hop_length), by the window envelope, in place: its first and last `carry` blocks are those of a 2 * carry-frame
-    envelope, every block between is its middle block. That short envelope (1 where no frame covers a sample, which
-    is then set to 0, as `normalize` does) is made once per window and device."""
+    envelope, every block between is its middle block (`edge_envelope_parts`, made once per window and device;
+    callers on a GPU pass them, fetched before the call's first kernel, so the window's check waits for nothing)."""
     carry = head.n_fft // head.hop_length - 1
-
-    def make_parts():
-        short = head.window_envelope(None, 2 * carry).to(blocks.device).view(-1, head.hop_length)
-        # Samples no frame covers but that the trim removes anyway (the edges' first and last) need no zeroing.
-        trimmed = torch.zeros(short.shape, dtype=torch.bool, device=short.device)
-        trimmed.view(-1)[: head.trim] = True
-        trimmed.view(-1)[trimmed.numel() - head.trim :] = True
-        parts = []
-        for rows, cut in zip(
-            (short[:carry], short[carry], short[2 * carry :]),  # first blocks, any middle one, last
-            (trimmed[:carry], torch.zeros_like(trimmed[carry]), trimmed[2 * carry :]),
-        ):
-            covered = rows > _ENVELOPE_FLOOR
-            parts.append((torch.where(covered, rows, 1.0), None if bool((covered | cut).all()) else ~covered))
-        return parts
-
-    parts = _EDGE_ENVELOPES.get(head, (head.window,), make_parts)
-    if parts[0][0].device != blocks.device:
-        _EDGE_ENVELOPES.pop(head)
-        parts = _EDGE_ENVELOPES.get(head, (head.window,), make_parts)
+    parts = edge_envelope_parts(head, blocks.device) if parts is None else parts
     for part, (divisor, uncovered) in zip(
         (blocks[:, :carry], blocks[:, carry:num_frames], blocks[:, num_frames:]), parts
     ):
@@ -258,33 +247,39 @@ class CPUTiledImplementation(InferenceImplementation):
     in cache; measured 14% faster per block than whole sequences on 60 s, and no whole-sequence temporary is paged
     in per block). Products on oneDNN-packed weights where `capabilities.onednn_packed_linear_available` says the CPU
     runs them in the weights' dtype, and no CPU autocast region is active (the packed products would bypass it); the
-    plain products otherwise. The packed copies cost the MLP and head weights once more (52 MB for the release mel
-    model in float32), cached per module, rebuilt when a weight changes, freed by `release`."""
+    plain products otherwise.
+
+    The packed weights are made by each call that uses them and dropped when it returns: nothing derived from the
+    weights outlives a call, so the output follows every change to the model (`load_state_dict`, in-place edits such
+    as an optimizer's step, `to()`, copies, inference tensors) with nothing to invalidate, threads share nothing, and
+    no second copy of the weights is held between calls. Packing the release mel model's weights takes about as long
+    as a 1 s forward (40-60 ms in float32 on a 2-core AVX2 x86), and paid for itself from about one tile of rows, so
+    a call packs only when it has at least `pack_min_rows` rows (batch x frames, default 1024: 11 s of audio at
+    93.75 frames/s) to multiply; shorter calls take the plain products (docs/benchmarks.md, "Packed weights")."""
 
     name = "cpu_tiled"
 
-    def __init__(self, tile_frames: int = 1024):
-        if isinstance(tile_frames, bool) or not isinstance(tile_frames, numbers.Integral) or tile_frames < 1:
-            raise ValueError(f"`tile_frames` must be a positive integer, got {tile_frames!r}.")
+    def __init__(self, tile_frames: int = 1024, pack_min_rows: int = 1024):
+        for name, value, least in (("tile_frames", tile_frames, 1), ("pack_min_rows", pack_min_rows, 0)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                kind = "a positive integer" if least else "an integer >= 0"
+                raise ValueError(f"`{name}` must be {kind}, got {value!r}.")
         self.tile_frames = int(tile_frames)
-        self._packed = _PerModuleCache()
-        self._windows = _PerModuleCache()
+        self.pack_min_rows = int(pack_min_rows)
 
     def __repr__(self) -> str:
-        return f"CPUTiledImplementation(tile_frames={self.tile_frames})"
-
-    def _settings(self) -> tuple:
-        return (self.tile_frames,)
+        return f"CPUTiledImplementation(tile_frames={self.tile_frames}, pack_min_rows={self.pack_min_rows})"
 
     def applies(self, tensor: torch.Tensor) -> bool:
         return eager_inference() and tensor.device.type == "cpu"
 
-    def release(self, model) -> None:
-        for module in [*model.layers, model.decoder]:
-            self._packed.pop(module)
-
-    def uses_packed_weights(self, weight: torch.Tensor) -> bool:
-        return not torch.is_autocast_enabled("cpu") and onednn_packed_linear_available(weight.dtype)
+    def packs(self, weight: torch.Tensor, rows: int) -> bool:
+        """Whether a call with `rows` rows (batch x frames) multiplies by packed copies of `weight`."""
+        return (
+            rows >= self.pack_min_rows
+            and not torch.is_autocast_enabled("cpu")
+            and onednn_packed_linear_available(weight.dtype)
+        )
 
     # ---- the whole forward ----
 
@@ -351,7 +346,7 @@ class CPUTiledImplementation(InferenceImplementation):
         radius = block.dwconv.padding[0]
         output = hidden_states if reuse_input else torch.empty_like(hidden_states)
         tile_frames = max(self.tile_frames, radius)  # a held-back tile must not reach past the next one's left edge
-        tile_mlp = self._tile_mlp(block, bandwidth_id)
+        tile_mlp = self._tile_mlp(block, bandwidth_id, packed=self.packs(block.pwconv1.weight, batch_size * num_frames))
         held = None
         for start in range(0, num_frames, tile_frames):
             stop = min(start + tile_frames, num_frames)
@@ -366,16 +361,16 @@ class CPUTiledImplementation(InferenceImplementation):
             output[:, held[0] : held[1]] = held[2]
         return output
 
-    def _tile_mlp(self, block, bandwidth_id):
+    def _tile_mlp(self, block, bandwidth_id, packed: bool):
         """`(convolved, residual) -> residual + layer scale x MLP(norm(convolved))` for one tile's rows (frames,
-        hidden), a fresh result; on packed weights where available (the GELU fused into the first product for exact
-        GELU, the layer scale folded into the second, whose epilogue adds the residual)."""
+        hidden), a fresh result; with `packed`, on weights packed now for this call's tiles (the GELU fused into the
+        first product for exact GELU, the layer scale folded into the second, whose epilogue adds the residual)."""
         norm = _norm_rows(block.norm, bandwidth_id)
-        if not self.uses_packed_weights(block.pwconv1.weight):
+        if not packed:
             return lambda convolved, residual: torch.addcmul(
                 residual, block.layer_scale_parameter, block.pwconv2(block.act_fn(block.pwconv1(norm(convolved))))
             )
-        first, second, second_bias = self._packed_mlp(block)
+        first, second, second_bias = self._pack_mlp(block)
         fused_gelu = isinstance(block.act_fn, nn.GELU) or type(block.act_fn).__name__ == "GELUActivation"
         fused_gelu = fused_gelu and getattr(block.act_fn, "approximate", "none") == "none"
 
@@ -391,33 +386,24 @@ class CPUTiledImplementation(InferenceImplementation):
 
         return packed
 
-    def _packed_mlp(self, block):
-        """(first weight, second weight x layer scale, second bias x layer scale), packed for oneDNN."""
+    def _pack_mlp(self, block):
+        """(first weight, second weight x layer scale, second bias x layer scale), packed for oneDNN, for this call."""
+        # Folded in float32 and rounded once: gamma * (W x + b) = (gamma W) x + gamma b.
+        dtype, gamma = block.pwconv2.weight.dtype, block.layer_scale_parameter.detach().float()
+        second = (block.pwconv2.weight.detach().float() * gamma[:, None]).to(dtype)
+        return (
+            torch.ops.mkldnn._reorder_linear_weight(block.pwconv1.weight.detach(), self.tile_frames),
+            torch.ops.mkldnn._reorder_linear_weight(second, self.tile_frames),
+            (block.pwconv2.bias.detach().float() * gamma).to(dtype),
+        )
 
-        def pack():
-            # Folded in float32 and rounded once: gamma * (W x + b) = (gamma W) x + gamma b.
-            dtype, gamma = block.pwconv2.weight.dtype, block.layer_scale_parameter.float()
-            second = (block.pwconv2.weight.float() * gamma[:, None]).to(dtype)
-            return (
-                torch.ops.mkldnn._reorder_linear_weight(block.pwconv1.weight.detach(), self.tile_frames),
-                torch.ops.mkldnn._reorder_linear_weight(second, self.tile_frames),
-                (block.pwconv2.bias.float() * gamma).to(dtype),
-            )
-
-        sources = (block.pwconv1.weight, block.pwconv2.weight, block.pwconv2.bias, block.layer_scale_parameter)
-        return self._packed.get(block, sources, pack)
-
-    def _packed_head(self, head):
-        """The head projection's log-magnitude and phase halves of the weight, each packed for oneDNN."""
-        weight, bins = head.out.weight, head.out.out_features // 2
-
-        def pack():
-            return tuple(
-                torch.ops.mkldnn._reorder_linear_weight(half.detach().contiguous(), self.tile_frames)
-                for half in (weight[:bins], weight[bins:])
-            )
-
-        return self._packed.get(head, (weight,), pack)
+    def _pack_head(self, head):
+        """The head projection's log-magnitude and phase halves of the weight, each packed for oneDNN, for this call."""
+        weight, bins = head.out.weight.detach(), head.out.out_features // 2
+        return tuple(
+            torch.ops.mkldnn._reorder_linear_weight(half.contiguous(), self.tile_frames)
+            for half in (weight[:bins], weight[bins:])
+        )
 
     # ---- the head, a tile at a time ----
 
@@ -429,10 +415,10 @@ class CPUTiledImplementation(InferenceImplementation):
         shape = (batch_size, min(num_frames, self.tile_frames), head.n_fft // 2 + 1)
         spectrum = hidden_states.new_empty(shape, dtype=torch.complex64)
         workspace = hidden_states.new_empty(shape, dtype=torch.float32)
-        window = _float_window(head, self._windows)
+        window = head.fft_window()
         bins = head.out.out_features // 2
         weight, bias = head.out.weight, head.out.bias
-        packed = self._packed_head(head) if self.uses_packed_weights(weight) else None
+        packed = self._pack_head(head) if self.packs(weight, batch_size * num_frames) else None
 
         def make_frames(start: int, stop: int, out: torch.Tensor) -> None:
             rows = hidden_states[:, start:stop]
@@ -511,22 +497,22 @@ class AcceleratorImplementation(InferenceImplementation):
 
     name = "accelerator"
 
-    def __init__(self):
-        self._windows = _PerModuleCache()
-
     def applies(self, tensor: torch.Tensor) -> bool:
         return eager_inference()
 
     def decode(self, model, features, frame_mask, bandwidth_id):
+        head = model.decoder
+        unmasked = frame_mask is None and _periodic_envelope(head, features.shape[-1])
+        # (fetched before the first kernel: checking the window reads it on the host, which then waits for nothing)
+        parts = edge_envelope_parts(head, features.device) if unmasked else None
         hidden_states = features.transpose(1, 2)
         for index in range(model.num_stages):
             hidden_states = self.stage(model, index, hidden_states, bandwidth_id, frame_mask=frame_mask)
         frames = self.frames(model, hidden_states)
-        head = model.decoder
-        if frame_mask is not None or not _periodic_envelope(head, frames.shape[1]):
+        if not unmasked:
             return head.synthesize(frames if frame_mask is None else frames * frame_mask, frame_mask)
         audio = head.overlap_add(frames)
-        _divide_unmasked_(head, audio.view(audio.shape[0], -1, head.hop_length), frames.shape[1])
+        _divide_unmasked_(head, audio.view(audio.shape[0], -1, head.hop_length), frames.shape[1], parts)
         return audio[:, head.trim : audio.shape[-1] - head.trim].contiguous()
 
     def stage(self, model, index, hidden_states, bandwidth_id, own_input: bool = False, frame_mask=None):
@@ -547,7 +533,7 @@ class AcceleratorImplementation(InferenceImplementation):
         head = model.decoder
         log_magnitude, phase = head.out(hidden_states).float().chunk(2, dim=-1)
         spectrum = torch.polar(log_magnitude.exp_().clamp_(max=head.max_magnitude), phase)
-        return torch.fft.irfft(spectrum, n=head.n_fft, dim=-1).mul_(_float_window(head, self._windows))
+        return torch.fft.irfft(spectrum, n=head.n_fft, dim=-1).mul_(head.fft_window())
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -561,9 +547,6 @@ class OnnxImplementation(InferenceImplementation):
 
     name = "onnx"
 
-    def __init__(self):
-        self._bases = _PerModuleCache()
-
     def decode(self, model, features, frame_mask, bandwidth_id):
         frames = self.frames(model, model.backbone(features, frame_mask, bandwidth_id))
         if frame_mask is not None:
@@ -574,32 +557,16 @@ class OnnxImplementation(InferenceImplementation):
         end = audio.shape[-1] - head.trim
         return head.normalize(audio[:, head.trim : end], envelope[:, head.trim : end])
 
-    def release(self, model) -> None:
-        self._bases.pop(model.decoder)
-
     def frames(self, model, hidden_states):
         head = model.decoder
         real, imag = head.spectrum(hidden_states)
         return torch.cat([real, imag], dim=-1) @ self.inverse_dft_basis(head).to(real.device)
 
-    def inverse_dft_basis(self, head) -> torch.Tensor:
-        """(2 * (n_fft // 2 + 1), n_fft) matrix B with `cat([real, imag], -1) @ B` = `irfft(real + i imag) * window`."""
-
-        def make():
-            bins = head.n_fft // 2 + 1
-            frequency = torch.arange(bins, dtype=torch.float64)[:, None]
-            time = torch.arange(head.n_fft, dtype=torch.float64)[None, :]
-            angle = 2 * math.pi * frequency * time / head.n_fft
-            # A one-sided spectrum counts every bin twice but DC and (for even n_fft) Nyquist.
-            weight = torch.full((bins, 1), 2.0, dtype=torch.float64)
-            weight[0] = 1.0
-            if head.n_fft % 2 == 0:
-                weight[-1] = 1.0
-            window = head.fft_window().to(torch.float64).cpu()
-            basis = torch.cat([weight * torch.cos(angle), -weight * torch.sin(angle)]) / head.n_fft * window
-            return basis.to(dtype=torch.float32, device=head.window.device)
-
-        return self._bases.get(head, (head.window,), make)
+    @staticmethod
+    def inverse_dft_basis(head) -> torch.Tensor:
+        """(2 * (n_fft // 2 + 1), n_fft) matrix B with `cat([real, imag], -1) @ B` = `irfft(real + i imag) * window`,
+        made once per window (its contents) and device."""
+        return _inverse_dft_bases(head, head.window.device)
 
     @staticmethod
     def _shifted_sum(head, pieces_of) -> torch.Tensor:
@@ -625,6 +592,24 @@ class OnnxImplementation(InferenceImplementation):
         presence = frame_mask if frame_mask is not None else square.new_ones(1, num_frames, 1)
         split = square.view(head.n_fft // head.hop_length, head.hop_length)
         return self._shifted_sum(head, lambda r: presence * split[r]).reshape(presence.shape[0], -1)
+
+
+def _inverse_dft_basis(head, device: torch.device) -> torch.Tensor:
+    bins = head.n_fft // 2 + 1
+    frequency = torch.arange(bins, dtype=torch.float64)[:, None]
+    time = torch.arange(head.n_fft, dtype=torch.float64)[None, :]
+    angle = 2 * math.pi * frequency * time / head.n_fft
+    # A one-sided spectrum counts every bin twice but DC and (for even n_fft) Nyquist.
+    weight = torch.full((bins, 1), 2.0, dtype=torch.float64)
+    weight[0] = 1.0
+    if head.n_fft % 2 == 0:
+        weight[-1] = 1.0
+    window = head.fft_window().to(torch.float64).cpu()
+    basis = torch.cat([weight * torch.cos(angle), -weight * torch.sin(angle)]) / head.n_fft * window
+    return basis.to(dtype=torch.float32, device=device)
+
+
+_inverse_dft_bases = _WindowDerived(_inverse_dft_basis)
 
 
 IMPLEMENTATIONS: dict[str, InferenceImplementation] = {

@@ -316,15 +316,7 @@ class VocosModel(VocosPreTrainedModel):
                 "InferenceImplementation "
                 f"instance, e.g. CPUTiledImplementation(tile_frames=512)), got {name!r}."
             )
-        previous = getattr(self, "_inference_implementation", "auto")
         self._inference_implementation = name
-        for implementation in (*IMPLEMENTATIONS.values(), previous):
-            if (
-                isinstance(implementation, InferenceImplementation)
-                and implementation is not name
-                and implementation.name != name
-            ):
-                implementation.release(self)  # e.g. the packed weight copies of the tiled CPU path
 
     def implementation_for(self, tensor: torch.Tensor):
         """The implementation that runs inference on `tensor` (features or hidden states) now."""
