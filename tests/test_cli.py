@@ -270,3 +270,20 @@ def test_dtype_auto(workspace, tmp_path):
     assert result.returncode == 0, result.stderr
     audio, rate = soundfile.read(tmp_path / "a.wav", dtype="float32")
     assert rate == 24000 and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(workspace, tmp_path):
+    """`resynth x.wav -o x.wav` would replace the input by its vocoded copy: refused, the input untouched."""
+    import shutil
+
+    source = tmp_path / "x.wav"
+    shutil.copy(workspace / "in" / "a.wav", source)
+    before = source.read_bytes()
+    result = run("resynth", source, "-o", source, "--model", workspace / "mel")
+    assert result.returncode != 0
+    assert "which is one of the inputs" in result.stderr and str(source) in result.stderr
+    assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["x.wav"]
+    # the same through a folder: its files' outputs land on themselves
+    result = run("resynth", tmp_path, "-o", tmp_path, "--model", workspace / "mel")
+    assert result.returncode != 0 and "which is one of the inputs" in result.stderr
+    assert source.read_bytes() == before

@@ -529,3 +529,18 @@ def test_from_pretrained_arguments_go_through_the_constructor(tmp_path):
     assert extractor.padding_value == pytest.approx(np.log(1e-5))
     with pytest.raises(ValueError, match="`log_floor` must be a positive number"):
         VocosFeatureExtractor.from_pretrained(tmp_path, log_floor=-1)
+
+
+def test_an_empty_batch_and_overflowing_audio_are_named(tmp_path):
+    """Audio at 3e38 is finite but its spectra are not: refused, naming the clip, instead of infinite features."""
+    extractor = VocosFeatureExtractor()
+    with pytest.raises(ValueError, match=r"`raw_speech` is a batch of 0 clips"):
+        extractor(np.zeros((0, 24000), dtype=np.float32), sampling_rate=24000)
+    loud = np.full(24000, 3e38, dtype=np.float32)
+    with pytest.raises(
+        ValueError, match=r"`raw_speech\[1\]`: its log-mel features are not finite .*peak magnitude is 3e\+38"
+    ):
+        extractor([speech_like(24000), loud], sampling_rate=24000)
+    with pytest.raises(ValueError, match=r"`save_directory` '.*' is a file"):
+        (tmp_path / "file").write_text("")
+        extractor.save_pretrained(tmp_path / "file")

@@ -278,7 +278,7 @@ def small_models():
         ),
         (
             "mel",
-            {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.zeros(1, 5)},
+            {"input_features": torch.zeros(1, 100, 5), "attention_mask": torch.zeros(1, 5, dtype=torch.int32)},
             ValueError,
             "`attention_mask`.*no valid frame",
         ),
@@ -454,3 +454,48 @@ def test_configs_that_cannot_work_are_refused_when_loaded(tmp_path, field, value
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=message):
         VocosModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "mask, error, message",
+    [
+        (torch.full((2, 20), 0.5), TypeError, r"`attention_mask` must hold 0/1 as a bool or integer tensor.*float32"),
+        (torch.full((2, 20), float("nan")), TypeError, r"`attention_mask` must hold 0/1 .*float32"),
+        (torch.full((2, 20), 2), ValueError, r"`attention_mask` must hold only 0 and 1 .*got values in \[2, 2\]"),
+        (torch.tensor([[1] * 20, [1] * 10 + [-1] * 10]), ValueError, r"only 0 and 1 .*\[-1, 1\]"),
+    ],
+)
+def test_an_attention_mask_holds_only_zeros_and_ones(mask, error, message):
+    """0.5, NaN, 2 or -1 are not a mask (they used to count as ones, silently)."""
+    model = randomize_(model_for(small_config("mel")))
+    with pytest.raises(error, match=message):
+        model(torch.randn(2, 100, 20), attention_mask=mask)
+    lengths = torch.tensor([[20], [12]])
+    for valid in ((torch.arange(20)[None] < lengths), (torch.arange(20)[None] < lengths).int()):
+        assert model(torch.randn(2, 100, 20), attention_mask=valid).attention_mask.shape == (2, 4864)
+
+
+def test_empty_batches_and_unsigned_codes_are_named():
+    mel, encodec = (randomize_(model_for(small_config(variant))) for variant in ("mel", "encodec"))
+    with pytest.raises(ValueError, match=r"`input_features` has a batch of 0 items \(shape \(0, 100, 10\)\)"):
+        mel(torch.zeros(0, 100, 10))
+    with pytest.raises(ValueError, match=r"`codes` has a batch of 0 items \(shape \(4, 0, 10\)\)"):
+        encodec(codes=torch.zeros(4, 0, 10, dtype=torch.long), bandwidth=3.0)
+    codes = np.random.default_rng(0).integers(0, 1024, (4, 1, 10))
+    expected = encodec(codes=torch.from_numpy(codes), bandwidth=3.0).audio
+    for dtype in (np.uint64, np.uint32, np.uint16):
+        torch.testing.assert_close(encodec(codes=codes.astype(dtype), bandwidth=3.0).audio, expected)
+    with pytest.raises(ValueError, match=r"`codes` values must lie in \[0, 1024\), got values in \[5000, 5000\]"):
+        encodec(codes=np.full((4, 1, 10), 5000, dtype=np.uint64), bandwidth=3.0)
+    with pytest.raises(ValueError, match=r"`codes` values must lie in \[0, 1024\), got values above 2\*\*63"):
+        encodec(codes=np.full((4, 1, 10), 2**64 - 1, dtype=np.uint64), bandwidth=3.0)
+
+
+def test_save_pretrained_to_a_file_path_raises(tmp_path):
+    """transformers logs an error and saves nothing for a file path: a script would go on without its checkpoint."""
+    model = randomize_(model_for(small_config("mel")))
+    model.save_pretrained(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"`save_directory` '.*config\.json' is a file; save_pretrained writes a folder"
+    ):
+        model.save_pretrained(tmp_path / "config.json")

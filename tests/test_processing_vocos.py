@@ -285,3 +285,9 @@ def test_push_to_hub_uploads_the_audio_tokenizer(monkeypatch, tmp_path, encodec_
         "processor_config.json",
     ]
     assert recording.uploads == {"me/my-vocos": expected, "my-vocos-2": expected}
+
+
+def test_processor_save_pretrained_to_a_file_path_raises(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"`save_directory` '.*config\.json' is a file"):
+        VocosProcessor(VocosFeatureExtractor()).save_pretrained(tmp_path / "config.json")

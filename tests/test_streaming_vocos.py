@@ -324,3 +324,22 @@ def test_unpadded_sample_mask_is_a_view_without_memory(case):
     writable = full.attention_mask.clone()
     writable[0, -5:] = 0
     assert writable.sum().item() == full.audio.numel() - 5
+
+
+def test_the_decoder_names_a_wrong_model_and_float_codes():
+    from conftest import model_for, randomize_, small_config
+
+    with pytest.raises(TypeError, match=r"`model` must be a VocosModel .*got str"):
+        VocosStreamingDecoder("a string")
+    decoder = VocosStreamingDecoder(randomize_(model_for(small_config("encodec"))), bandwidth=3.0)
+    with pytest.raises(ValueError, match=r"push EnCodec codes as an integer tensor"):
+        decoder.push(torch.zeros(4, 1, 10))
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1])
+def test_decode_chunked_refuses_a_chunk_size_below_one(chunk_size):
+    from conftest import model_for, randomize_, small_config
+
+    model = randomize_(model_for(small_config("mel")))
+    with pytest.raises(ValueError, match=r"`chunk_size` must be at least 1 frame"):
+        model.decode_chunked(torch.randn(1, 100, 10), chunk_size=chunk_size)

@@ -91,7 +91,7 @@ def test_dtype_auto_loads_the_native_dtype(checkpoints):
     "variant, kwargs, match",
     [
         ("mel", {"dtype": "float64"}, r"--dtype 'float64': expected one of"),
-        ("mel", {"batch_size": 0}, r"--batch-size 0: expected at least 1"),
+        ("mel", {"batch_size": 0}, r"--batch-size 0: expected a whole number >= 1"),
         ("mel", {"long_seconds": float("nan")}, r"--long-seconds nan: expected a number of seconds >= 0"),
         ("mel", {"bandwidth": 6.0}, r"`bandwidth` was given, but this is a mel model"),
         ("encodec", {}, r"--bandwidth is required for this EnCodec model: one of \[1.5, 3.0, 6.0, 12.0\] kbps"),
@@ -150,3 +150,19 @@ def test_a_folder_whose_processor_and_model_disagree_is_refused(tmp_path):
     # A processor alone (no config.json beside it) has nothing to disagree with.
     (folder / "config.json").unlink()
     assert VocosProcessor.from_pretrained(folder).feature_extractor.feature_size == 80
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"chunk_frames": 0}, r"--chunk-frames 0: expected a whole number >= 1"),
+        ({"chunk_frames": 2.5}, r"--chunk-frames 2.5: expected a whole number >= 1"),
+        ({"batch_size": 0}, r"--batch-size 0: expected a whole number >= 1"),
+        ({"long_seconds": float("nan")}, r"--long-seconds nan: expected a number of seconds >= 0"),
+        ({"long_seconds": "60"}, r"--long-seconds '60': expected a number of seconds >= 0"),
+    ],
+)
+def test_every_size_argument_is_checked(checkpoints, kwargs, message):
+    """chunk_frames=0 used to be accepted and then loop forever on a long item."""
+    with pytest.raises(ValueError, match=message):
+        Vocoder(str(checkpoints[0]), **kwargs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -103,9 +104,38 @@ _LIVE_TEMPORARIES: set[Path] = set()
 
 
 def _temporary_name(path: Path) -> Path:
-    """A hidden name beside `path` for writing it: `.name.<random>.partial<suffix>` (the suffix kept, for writers
-    that choose the format by it)."""
-    return path.parent / f".{path.name}.{secrets.token_hex(4)}.partial{path.suffix}"
+    """A hidden name beside `path` for writing it: `.name.<pid>-<random>.partial`. It ends in `.partial`, so no
+    `*.wav`-style pattern takes it for an output (the writers are told the format, never guess it from the name), and
+    it names the process writing it, so that a later write can tell a killed run's leftover from a live write."""
+    return path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: leave its files alone
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporaries beside `path` that a process killed while writing `path` left (SIGKILL, a power cut:
+    nothing could clean up), recognised by their name and their writer being gone; returns them. Temporaries of
+    live processes, this one's included, are kept."""
+    removed = []
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)-[0-9a-f]{8}\.partial")
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for candidate in candidates:
+        match = pattern.fullmatch(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))):
+            _remove(candidate)
+            removed.append(candidate)
+    return removed
 
 
 @contextlib.contextmanager
@@ -116,6 +146,7 @@ def atomic_path(path: str | os.PathLike, folder: bool = False) -> Iterator[Path]
     success. The temporary is listed for `remove_temporaries` from before it is created until it is gone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     while True:
         temporary = _temporary_name(path)
         _LIVE_TEMPORARIES.add(temporary)  # listed before it exists: no moment where it exists unlisted

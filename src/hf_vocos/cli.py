@@ -87,6 +87,13 @@ def plan(inputs: list[str], output: str, suffix: str, wanted: set[str], report: 
             jobs += [(f, output_path / f.relative_to(path).with_suffix(suffix)) for f in files]
         else:
             jobs.append((path, output_path if single else output_path / (path.stem + suffix)))
+    sources = {os.path.realpath(source) for source, _ in jobs}
+    for source, target in jobs:
+        if os.path.realpath(target) in sources:
+            raise CliError(
+                f"-o {output}: the output for {source} would be {target}, which is one of the inputs (it would be "
+                "replaced by its vocoded copy); write to another file or folder"
+            )
     seen, unique = set(), []
     for source, target in jobs:
         if target in seen:

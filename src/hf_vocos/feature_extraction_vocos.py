@@ -6,6 +6,7 @@ import functools
 import inspect
 import math
 import numbers
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -108,6 +109,18 @@ def no_data(tensor, name: str) -> None:
         raise ValueError(
             f"`{name}` is on the meta device: it has a shape {tuple(tensor.shape)} but no data. Pass a tensor with "
             "values (e.g. move it with .to('cpu') after filling it)."
+        )
+
+
+def check_save_directory(save_directory) -> None:
+    """`save_pretrained` writes a folder: refuse a path that is an existing file (transformers would log an error and
+    save nothing) or no path at all, naming it."""
+    if not isinstance(save_directory, (str, os.PathLike)):
+        raise TypeError(f"`save_directory` must be a folder path, got {type(save_directory).__name__}.")
+    if os.path.exists(save_directory) and not os.path.isdir(save_directory):
+        raise ValueError(
+            f"`save_directory` {os.fspath(save_directory)!r} is a file; save_pretrained writes a folder (config, "
+            "weights, processor files). Pass the folder's path, e.g. its parent."
         )
 
 
@@ -344,6 +357,10 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         """Number of feature frames a clip of `num_samples` samples gives."""
         return (num_samples + 2 * self.edge_padding - self.n_fft) // self.hop_length + 1
 
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        check_save_directory(save_directory)
+        return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+
     def __call__(
         self,
         raw_speech: np.ndarray | torch.Tensor | list,
@@ -384,6 +401,8 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
             _check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
         device = usable_device(device, "`device`")
         clips = audio_to_float_list(raw_speech, "raw_speech")
+        if not clips:
+            raise ValueError("`raw_speech` is a batch of 0 clips; expected at least one clip.")
         for index, clip in enumerate(clips):
             if clip.shape[0] < self.min_num_samples:
                 name = "raw_speech" if len(clips) == 1 else f"raw_speech[{index}]"
@@ -399,6 +418,15 @@ class VocosFeatureExtractor(SequenceFeatureExtractor):
         if pad_to_multiple_of is not None:
             total_frames = -(-total_frames // pad_to_multiple_of) * pad_to_multiple_of
         features = self._log_mel(clips, frame_counts, total_frames, device)
+        finite = torch.isfinite(features).flatten(1).all(dim=1)
+        if not features.is_meta and not bool(finite.all()):
+            index = int((~finite).nonzero()[0, 0])
+            name = "raw_speech" if len(clips) == 1 else f"raw_speech[{index}]"
+            peak = float(np.abs(np.asarray(clips[index], dtype=np.float64)).max())
+            raise ValueError(
+                f"`{name}`: its log-mel features are not finite (its peak magnitude is {peak:.3g}, too large for "
+                "float32 spectra); expected audio in [-1, 1]. Scale it first (e.g. divide integer PCM by 32768)."
+            )
 
         data = {"input_features": features}
         if return_attention_mask if return_attention_mask is not None else self.return_attention_mask:

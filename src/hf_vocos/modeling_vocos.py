@@ -37,7 +37,7 @@ from .checkpoint_formats import (
     rename_weights,
 )
 from .configuration_vocos import VocosConfig, VocosEncodecConfig
-from .feature_extraction_vocos import no_data
+from .feature_extraction_vocos import check_save_directory, no_data
 from .inference_vocos import (
     IMPLEMENTATIONS,
     InferenceImplementation,
@@ -255,6 +255,10 @@ class VocosPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["VocosConvNeXtBlock"]
     # Rebuilt from the config on load (older formats saved it at other lengths, or not at all); written on save.
     _keys_to_ignore_on_load_missing = [r"^decoder\.window$"]
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        check_save_directory(save_directory)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -716,6 +720,12 @@ def check_codes(config: VocosConfig, codes, bandwidth) -> torch.Tensor:
     no_data(codes, "codes")
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise TypeError(f"`codes` must have an integer dtype (codebook indices), got {codes.dtype}.")
+    if codes.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        # (uint16/32/64 hold codebook indices just as well, but few torch kernels take them)
+        if codes.dtype == torch.uint64 and codes.numel() and not is_tracing():
+            if int(codes.view(torch.int64).min()) < 0:  # a value at or above 2**63
+                raise ValueError(f"`codes` values must lie in [0, {config.codebook_size}), got values above 2**63.")
+        codes = codes.to(torch.int64)
     if codes.dim() == 2:
         codes = codes[:, None, :]
     if codes.dim() != 3:
@@ -731,6 +741,8 @@ def check_codes(config: VocosConfig, codes, bandwidth) -> torch.Tensor:
         )
     if codes.shape[-1] == 0:
         raise ValueError("`codes` has 0 frames; expected at least one frame.")
+    if codes.shape[1] == 0:
+        raise ValueError(f"`codes` has a batch of 0 items (shape {tuple(codes.shape)}); expected at least one item.")
     if codes.numel() and not is_tracing():
         low, high = torch.stack(torch.aminmax(codes)).tolist()  # one pass, one copy to the host
         if low < 0 or high >= config.codebook_size:
@@ -757,6 +769,11 @@ def check_features(config: VocosConfig, input_features) -> torch.Tensor:
         )
     if input_features.shape[-1] == 0:
         raise ValueError("`input_features` has 0 frames; expected at least one frame.")
+    if input_features.shape[0] == 0:
+        raise ValueError(
+            f"`input_features` has a batch of 0 items (shape {tuple(input_features.shape)}); expected at least one "
+            "item."
+        )
     # (Reading values is skipped while torch.compile or export traces the model: it would break the graph.)
     if not is_tracing() and not torch.isfinite(input_features).all():
         raise ValueError("`input_features` contains NaN or infinite values; expected finite features.")
@@ -779,10 +796,22 @@ def check_attention_mask(attention_mask, batch_size: int, num_frames: int) -> to
             f"`attention_mask` must have shape (batch, frames) = ({batch_size}, {num_frames}), got "
             f"{tuple(attention_mask.shape)}."
         )
+    if attention_mask.is_floating_point() or attention_mask.is_complex():
+        raise TypeError(
+            f"`attention_mask` must hold 0/1 as a bool or integer tensor (1 on valid frames, 0 on right padding), "
+            f"got dtype {attention_mask.dtype}."
+        )
     lengths = (attention_mask != 0).sum(dim=1)
     prefix = torch.arange(num_frames, device=attention_mask.device)[None, :] < lengths[:, None]
     if is_tracing():
         return prefix
+    if attention_mask.dtype != torch.bool:
+        low, high = torch.stack(torch.aminmax(attention_mask.long())).tolist()
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"`attention_mask` must hold only 0 and 1 (1 on valid frames, 0 on right padding), got values in "
+                f"[{low}, {high}]."
+            )
     if not torch.equal(prefix, attention_mask != 0):
         raise ValueError(
             "`attention_mask` must mark each item's valid frames as a prefix of ones followed by zeros "

@@ -20,7 +20,13 @@ from .checkpoint_formats import (
     read_original_config,
 )
 from .configuration_vocos import VocosConfig, describes_encodec_model
-from .feature_extraction_vocos import FEATURE_EXTRACTOR_ARGUMENTS, audio_to_float_list, check_sampling_rate, no_data
+from .feature_extraction_vocos import (
+    FEATURE_EXTRACTOR_ARGUMENTS,
+    audio_to_float_list,
+    check_sampling_rate,
+    check_save_directory,
+    no_data,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -340,6 +346,7 @@ class VocosProcessor(ProcessorMixin):
         `push_to_hub=True` then uploads the folder to `repo_id` (default: the folder's name), as
         [`~VocosProcessor.push_to_hub`] does.
         """
+        check_save_directory(save_directory)
         os.makedirs(save_directory, exist_ok=True)
         saved = []
         if not self.has_audio_tokenizer:

@@ -46,6 +46,10 @@ class VocosStreamingDecoder:
     """
 
     def __init__(self, model, bandwidth: float | torch.Tensor | None = None, context_frames: int | None = None):
+        if not (isinstance(model, torch.nn.Module) and hasattr(model, "receptive_radius")):
+            raise TypeError(
+                f"`model` must be a VocosModel (e.g. VocosModel.from_pretrained(...)), got {type(model).__name__}."
+            )
         radius = model.receptive_radius
         if context_frames is None:
             context_frames = radius
@@ -114,7 +118,13 @@ class VocosStreamingDecoder:
         except (TypeError, ValueError) as error:  # the model's message names `input_features`/`codes`: say which push
             kind = "codes" if is_codes else "features"
             where = f"{kind} of shape {tuple(chunk.shape)}, pushed after {self._received} frames"
-            raise type(error)(f"`chunk` ({where}): {error}") from None
+            hint = ""
+            if not is_codes and self.model.config.is_codes_model:
+                hint = (
+                    f" (a {chunk.dtype} chunk is read as codebook-embedding features; push EnCodec codes as an "
+                    "integer tensor (num_quantizers, batch, frames))"
+                )
+            raise type(error)(f"`chunk` ({where}): {error}{hint}") from None
         self._check_batch_size(features.shape[0])
         if empty:
             return torch.zeros(self._batch_size, 0, device=self.model.device)

@@ -10,6 +10,7 @@ from file to file without holding them).
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterable, Iterator
 from typing import Callable
 
@@ -71,10 +72,11 @@ class Vocoder:
     ):
         if dtype not in DTYPE_CHOICES:
             raise ValueError(f"--dtype {dtype!r}: expected one of {list(DTYPE_CHOICES)}")
-        if batch_size < 1:
-            raise ValueError(f"--batch-size {batch_size}: expected at least 1")
-        if not long_seconds >= 0:  # also refuses NaN
-            raise ValueError(f"--long-seconds {long_seconds}: expected a number of seconds >= 0")
+        for flag, value in (("--batch-size", batch_size), ("--chunk-frames", chunk_frames)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{flag} {value!r}: expected a whole number >= 1")
+        if isinstance(long_seconds, bool) or not isinstance(long_seconds, numbers.Real) or not long_seconds >= 0:
+            raise ValueError(f"--long-seconds {long_seconds!r}: expected a number of seconds >= 0")  # NaN too
         self.device = usable_device(device, "--device")
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = VocosModel.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
