@@ -331,3 +331,111 @@ def test_mel_processor_of_every_generation_loads(tmp_path):
         np.testing.assert_allclose(
             processor(audio=clip, sampling_rate=24000, return_tensors="np")["input_features"], expected, rtol=0, atol=0
         )
+
+
+def _saved(tmp_path, name="mel", variant="mel"):
+    from conftest import model_for, randomize_, small_config
+
+    folder = tmp_path / name
+    randomize_(model_for(small_config(variant)), seed=3).save_pretrained(folder)
+    return folder
+
+
+def test_where_from_pretrained_points_is_named(tmp_path):
+    """None, a file, a missing local path, no config.json (also behind a link loop), another model_type, a config
+    holding a list: each refused naming the path and what was expected (not transformers' repo-id or torch's
+    unpickling messages)."""
+    import json
+    import os
+    import shutil
+
+    from hf_vocos import VocosModel
+
+    folder = _saved(tmp_path)
+    with pytest.raises(TypeError, match=r"`pretrained_model_name_or_path` must be a folder or a Hub repository id"):
+        VocosModel.from_pretrained(None)
+    with pytest.raises(ValueError, match=r"config.json is a file; from_pretrained takes the folder"):
+        VocosModel.from_pretrained(folder / "config.json")
+    with pytest.raises(ValueError, match=r"nothere: no such folder"):
+        VocosModel.from_pretrained(str(tmp_path / "nothere"))
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare)
+    (bare / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"bare: no config.json beside its weights \(model.safetensors\)"):
+        VocosModel.from_pretrained(bare)
+    os.symlink("config.json", bare / "config.json")
+    with pytest.raises(ValueError, match=r"config.json: a broken link or a link loop"):
+        VocosModel.from_pretrained(bare)
+    config = json.loads((folder / "config.json").read_text())
+    for name, content, message in (
+        ("bert", {**config, "model_type": "bert"}, r"model_type 'bert' is not a Vocos model"),
+        ("list", [config], r"holds a JSON list; expected an object"),
+    ):
+        shutil.copytree(folder, tmp_path / name)
+        (tmp_path / name / "config.json").write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=message):
+            VocosModel.from_pretrained(tmp_path / name)
+
+
+def test_weights_that_are_not_float_or_hold_objects_are_refused(tmp_path):
+    """An int64 or bool tensor would be cast on load and decode other audio; a pytorch_model.bin holding a pickled
+    object is refused without running it (never 'weights_only=False')."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from hf_vocos import VocosModel
+
+    folder = _saved(tmp_path)
+    weights = load_file(folder / "model.safetensors")
+    weights["layers.0.pwconv1.weight"] = weights["layers.0.pwconv1.weight"].long()
+    weights["layers.0.layer_scale_parameter"] = weights["layers.0.layer_scale_parameter"] > 0
+    broken = tmp_path / "ints"
+    shutil.copytree(folder, broken)
+    save_file(weights, broken / "model.safetensors")
+    with pytest.raises(
+        ValueError,
+        match=r"2 weight tensors are not floating point \(layers.0.layer_scale_parameter \(BOOL\), "
+        r"layers.0.pwconv1.weight \(I64\)\)",
+    ):
+        VocosModel.from_pretrained(broken)
+    as_bin = tmp_path / "bin"
+    shutil.copytree(folder, as_bin)
+    (as_bin / "model.safetensors").unlink()
+    torch.save(
+        {
+            key: value.long() if key.endswith("pwconv2.bias") else value
+            for key, value in load_file(folder / "model.safetensors").items()
+        },
+        as_bin / "pytorch_model.bin",
+    )
+    with pytest.raises(ValueError, match=r"pytorch_model.bin: 2 weight tensors are not floating point"):
+        VocosModel.from_pretrained(as_bin)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"embed.weight": Payload()}, as_bin / "pytorch_model.bin")
+    with pytest.raises(ValueError, match=r"pytorch_model.bin: refusing to unpickle it") as caught:
+        VocosModel.from_pretrained(as_bin)
+    assert not marker.exists() and "weights_only=False" not in str(caught.value)
+    json.loads((folder / "config.json").read_text())  # the good folder still loads
+    VocosModel.from_pretrained(folder)
+
+
+def test_mel_weights_under_an_encodec_model_type_name_the_weights(tmp_path):
+    """Not a missing codebook table (which would send the user to the EnCodec download): the shapes that differ."""
+    import shutil
+
+    from hf_vocos import VocosModel
+
+    mel, encodec = _saved(tmp_path), _saved(tmp_path, "encodec", "encodec")
+    mixed = tmp_path / "mixed"
+    shutil.copytree(mel, mixed)
+    shutil.copy(encodec / "config.json", mixed / "config.json")
+    with pytest.raises(ValueError, match=r"do not fit a VocosEncodecModel.*wrong shape: decoder.out.bias") as caught:
+        VocosModel.from_pretrained(mixed)
+    assert "encodec_24khz" not in str(caught.value)

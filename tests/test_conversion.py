@@ -800,3 +800,48 @@ def test_genuine_filterbanks_pass_and_other_mel_settings_are_named():
         check_mel_buffers(mel_buffers(22050, 1024, 80, 0, 8000, "slaney", "slaney"), extractor, "ckpt")
     with pytest.raises(ConversionError, match="mel settings config.yaml does not state"):
         check_mel_buffers(mel_buffers(22050, 1024, 80, 20.0, 7600), extractor, "ckpt")
+
+
+def test_original_config_values_are_typed_as_the_original_signature_says(tmp_path):
+    """YAML 1.1 reads `1e-5` as a string: a float argument takes a numeric string as the original's typed config does;
+    a value of the wrong type is named by its yaml key."""
+    features = {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": 100, "padding": "center"}
+
+    def read(feature_args, **sizes):
+        folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "config.yaml").write_text(yaml.safe_dump(mel_config_yaml(feature_args, **{**SMALL, **sizes})))
+        return read_original_config(folder / "config.yaml")
+
+    (folder_text := tmp_path / "yaml11").mkdir()
+    config = yaml.safe_dump(mel_config_yaml({**features, "clip_val": 1.0}, **SMALL)).replace(
+        "clip_val: 1.0", "clip_val: 1e-5"
+    )
+    (folder_text / "config.yaml").write_text(config)
+    assert yaml.safe_load(config)["feature_extractor"]["init_args"]["clip_val"] == "1e-5"  # YAML 1.1: a string
+    assert read_original_config(folder_text / "config.yaml")["feature_extractor"]["init_args"]["clip_val"] == 1e-5
+    with pytest.raises(
+        ConversionError, match=r"the yaml key `feature_extractor.init_args.f_min` must be a number, got 'abc'"
+    ):
+        read({**features, "f_min": "abc"})
+    with pytest.raises(
+        ConversionError, match=r"`feature_extractor.init_args.n_mels` must be a whole number, got '100' \(str\)"
+    ):
+        read({**features, "n_mels": "100"})
+    with pytest.raises(
+        ConversionError, match=r"the yaml key `backbone.init_args.dim` must be a whole number, got 32.0"
+    ):
+        read(features, dim=32.0)
+
+
+def test_two_checkpoint_files_are_named(tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    features = {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": 100, "padding": "center"}
+    (folder / "config.yaml").write_text(yaml.safe_dump(mel_config_yaml(features, **SMALL)))
+    for name in ("epoch=1.ckpt", "last.ckpt"):
+        torch.save({"state_dict": {}}, folder / name)
+    with pytest.raises(
+        ConversionError, match=r"2 weight files could be the checkpoint \(epoch=1.ckpt, last.ckpt\).*--weights"
+    ):
+        VocosModel.from_pretrained(folder)

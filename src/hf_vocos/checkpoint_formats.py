@@ -313,7 +313,11 @@ def read_original_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         if unknown:
             problems.append(f"{class_path} has init arguments this conversion does not know: {unknown}")
             continue
-        arguments = {**signature, **init_args}
+        typed, wrong = _typed_arguments(section, init_args)
+        if wrong:
+            problems += wrong
+            continue
+        arguments = {**signature, **typed}
         missing = sorted(name for name, value in arguments.items() if value is _REQUIRED)
         if missing:
             problems.append(f"{class_path} is missing required init arguments {missing}")
@@ -329,6 +333,38 @@ def read_original_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     if problems:
         raise every_problem([f"{path}: {problem}" for problem in problems])
     return sections
+
+
+# The types of the original classes' init arguments (their signatures' annotations), for the values a config.yaml
+# states. YAML 1.1 reads `1e-5` as a string; the original's typed config takes it as the float its signature says.
+_INTEGER_ARGUMENTS = {
+    "sample_rate", "n_fft", "hop_length", "n_mels", "input_channels", "dim", "intermediate_dim", "num_layers",
+    "adanorm_num_embeddings",
+}  # fmt: skip
+_FLOAT_ARGUMENTS = {"f_min", "f_max", "clip_val", "layer_scale_init_value"}
+
+
+def _typed_arguments(section: str, init_args: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`init_args` with numbers as their signature types them (numeric strings accepted for floats), and a problem,
+    naming the yaml key, for each value of the wrong type."""
+    typed, problems = dict(init_args), []
+    for name, value in init_args.items():
+        key = f"{section}.init_args.{name}"
+        if name in _INTEGER_ARGUMENTS and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"the yaml key `{key}` must be a whole number, got {value!r} ({type(value).__name__})")
+        elif name in _FLOAT_ARGUMENTS and value is not None:
+            number = value
+            if isinstance(value, str):
+                try:
+                    number = float(value)
+                except ValueError:
+                    number = None
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                problems.append(f"the yaml key `{key}` must be a number, got {value!r} ({type(value).__name__})")
+            else:
+                typed[name] = float(number)
+    return typed, problems
 
 
 def every_problem(problems: list[str]) -> ConversionError:
@@ -478,7 +514,109 @@ def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     not_tensors = sorted(key for key, value in loaded.items() if not isinstance(value, torch.Tensor))
     if not_tensors:
         raise ConversionError(f"{path}: entries that are not tensors: {not_tensors[:5]}")
+    check_floating_weights({key: value.dtype for key, value in loaded.items()}, path)
     return loaded
+
+
+def check_floating_weights(dtypes: dict[str, Any], source) -> None:
+    """Every Vocos weight and buffer is floating point: a checkpoint holding integer or boolean tensors (a broken
+    export) would be cast on load and decode other audio than the model it was saved from. Refused, naming them."""
+    ignored = re.compile("|".join(IGNORED_KEYS))
+    wrong = sorted(
+        f"{key} ({str(dtype).removeprefix('torch.')})"
+        for key, dtype in dtypes.items()
+        if not ignored.search(key) and not _is_floating(dtype)
+    )
+    if wrong:
+        raise ConversionError(
+            f"{source}: {len(wrong)} weight tensors are not floating point ({', '.join(wrong[:6])}"
+            f"{' ...' if len(wrong) > 6 else ''}); a Vocos checkpoint holds float weights only. Refusing to load: "
+            "cast, they would decode other audio than the model they were saved from. Export the checkpoint again."
+        )
+
+
+def _is_floating(dtype) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return dtype.is_floating_point
+    return str(dtype).upper() in ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")  # safetensors' names
+
+
+VOCOS_MODEL_TYPES = (None, "vocos", "vocos_encodec", "vocos_with_encodec")
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def check_checkpoint_location(name_or_path, subfolder: str | None = None) -> None:
+    """What `from_pretrained` is pointed at, checked before transformers reads it (its messages name neither the
+    file nor what to do): not a path; a file instead of its folder; a local path that does not exist; a folder with no
+    readable `config.json`, or one of another model type, or one holding a list; a weights file that cannot be read,
+    holds pickled objects besides tensors (refused without unpickling), or holds non-float tensors. A Hub repository
+    id is left to the Hub's own checks."""
+    import json
+
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            "`pretrained_model_name_or_path` must be a folder or a Hub repository id (e.g. 'hf-audio/vocos-mel-24khz'),"
+            f" got {type(name_or_path).__name__}."
+        )
+    path = os.fspath(name_or_path)
+    if os.path.isfile(path):
+        raise ValueError(
+            f"{path} is a file; from_pretrained takes the folder that holds config.json and the weights "
+            f"({os.path.dirname(os.path.abspath(path))} here)."
+        )
+    if not os.path.isdir(path):
+        looks_local = os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1 or "\\" in path
+        if looks_local:
+            raise ValueError(f"{path}: no such folder (a local path; a Hub repository id has the form 'owner/name').")
+        return
+    folder = Path(path, subfolder or "")
+    config = folder / "config.json"
+    if not config.is_file():
+        if config.is_symlink():
+            raise ValueError(f"{config}: a broken link or a link loop; it should be the model's config (JSON).")
+        if (folder / ORIGINAL_CONFIG_NAME).is_file() or not folder.is_dir():
+            return  # an original-format folder (converted on the fly) or a subfolder transformers will name
+        weights = [name for name in HUB_WEIGHT_FILES if (folder / name).exists()]
+        raise ValueError(
+            f"{folder}: no config.json{' beside its weights (' + ', '.join(weights) + ')' if weights else ''}. A "
+            "Vocos checkpoint folder holds the config.json that save_pretrained writes (or an original config.yaml); "
+            "copy it there, or load the repository the weights came from."
+        )
+    try:
+        content = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{config}: cannot be read as a JSON config ({_first_line(error)}).") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{config}: holds a JSON {type(content).__name__}; expected an object of config fields.")
+    if content.get("model_type") not in VOCOS_MODEL_TYPES:
+        raise ValueError(
+            f"{config}: model_type {content.get('model_type')!r} is not a Vocos model (expected 'vocos' or "
+            "'vocos_encodec'); load it with its own class (e.g. transformers' AutoModel)."
+        )
+    for name in HUB_WEIGHT_FILES:
+        weights = folder / name
+        if weights.exists():
+            _check_weights_file(weights)
+            return
+
+
+def _check_weights_file(path: Path) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the weights file ({error.strerror or error}).") from None
+    if path.name == "pytorch_model.bin":
+        load_original_state_dict(path)  # refuses pickled objects without running them, checks the dtypes
+        return
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            dtypes = {key: handle.get_slice(key).get_dtype() for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError):
+        return  # a corrupt file is named by the load itself
+    check_floating_weights(dtypes, path)
 
 
 # How far a checkpoint's filterbank may be from ours, relative to its largest value. torchaudio computes the filters
@@ -562,6 +700,11 @@ def original_weights_in(folder: str | os.PathLike, name: str | None = None) -> P
         found = sorted(path for path in folder.glob(pattern) if path.is_file())
         if len(found) == 1:
             return found[0]
+        if len(found) > 1 and (folder / ORIGINAL_CONFIG_NAME).is_file():
+            raise ConversionError(
+                f"{folder}: {len(found)} weight files could be the checkpoint ({', '.join(p.name for p in found)}); "
+                "name the one to convert (the conversion script's --weights FILE), or keep only it in the folder"
+            )
     return None
 
 

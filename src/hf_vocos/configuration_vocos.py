@@ -176,6 +176,13 @@ class VocosConfig(PreTrainedConfig):
     def from_dict(cls, config_dict: dict[str, Any], **kwargs):
         """Build the config a dict describes, whatever format wrote it: an EnCodec model's dict gives a
         [`VocosEncodecConfig`] (so `VocosConfig.from_pretrained` and `AutoConfig` read every format)."""
+        if not isinstance(config_dict, dict):
+            raise ValueError(f"a Vocos config is a mapping of fields, got a {type(config_dict).__name__}.")
+        if config_dict.get("model_type") not in (None, "vocos", "vocos_encodec", "vocos_with_encodec"):
+            raise ValueError(
+                f"model_type {config_dict.get('model_type')!r} is not a Vocos model (expected 'vocos' or "
+                "'vocos_encodec')."
+            )
         target = VocosEncodecConfig if describes_encodec_model(config_dict) else VocosConfig
         if cls in (VocosConfig, VocosEncodecConfig) and target is not cls:
             cls = target

@@ -26,6 +26,7 @@ from transformers.utils import ModelOutput, logging
 from .checkpoint_formats import (
     HUB_KWARGS,
     KEY_MAPPING,
+    check_checkpoint_location,
     check_loaded_weights,
     check_mel_buffers,
     configs_from_original,
@@ -344,6 +345,8 @@ class VocosModel(VocosPreTrainedModel):
         `inference_implementation=...` sets [`~VocosModel.inference_implementation`].
         """
         implementation = kwargs.pop("inference_implementation", "auto")
+        if not (pretrained_model_name_or_path is None and "config" in kwargs):
+            check_checkpoint_location(pretrained_model_name_or_path, kwargs.get("subfolder"))
         if pretrained_model_name_or_path is None or model_args:
             model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
             model.inference_implementation = implementation
@@ -386,6 +389,9 @@ class VocosModel(VocosPreTrainedModel):
             ) from None
         checkpoint_keys = loaded_keys(info, model)
         if config.is_codes_model and "codebook_weights" in info.get("missing_keys", ()):
+            # Any other misfit first: a mel checkpoint under an EnCodec model type is not a missing codebook table.
+            others = {**info, "missing_keys": [key for key in info["missing_keys"] if key != "codebook_weights"]}
+            check_loaded_weights(model, others, str(name_or_path), checkpoint_keys, config_dict)
             # Generations B-D kept no codebook table: it is the referenced EnCodec model's codebooks.
             table = referenced_codebook_table(config, name_or_path, hub_kwargs)
             with torch.no_grad():
