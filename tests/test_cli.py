@@ -196,7 +196,10 @@ def test_bad_inputs_each_get_one_line_and_the_rest_is_processed(workspace, tmp_p
         ("resynth {inputs}/a.wav -o {tmp}/file/out --model {mel}", "-o .*: cannot create"),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {encodec}", "--bandwidth is required for this EnCodec model"),
         ("resynth {inputs}/a.wav -o {tmp}/out --model {mel} --bandwidth 6", "bandwidth.*mel model"),
-        ("resynth {inputs}/a.wav -o {tmp}/out --model {tmp}/nothing-here", "--model .*nothing-here: cannot load it"),
+        (
+            "resynth {inputs}/a.wav -o {tmp}/out --model {tmp}/nothing-here",
+            "--model .*nothing-here: .*nothing-here: no such folder",
+        ),
         (
             "decode-codes {tmp}/codes.npy -o {tmp}/out --model {mel}",
             "is a mel model; decode-codes needs an EnCodec model",
@@ -287,3 +290,29 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(workspace, tmp_pa
     result = run("resynth", tmp_path, "-o", tmp_path, "--model", workspace / "mel")
     assert result.returncode != 0 and "which is one of the inputs" in result.stderr
     assert source.read_bytes() == before
+
+
+def test_a_full_disk_stops_the_command_with_one_error_and_the_summary(workspace, tmp_path):
+    """On a 200 KB file system two outputs fit: they stay complete, the third fails with one error line naming it
+    and the full disk, the command stops there (the rest would fail alike), prints its summary and exits 1."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill a disk ({mounted.stderr.decode().strip()})")
+    try:
+        inputs = tmp_path / "in"
+        inputs.mkdir()
+        for index in range(4):
+            soundfile.write(inputs / f"{index}.wav", speech_like(24000, seed=index), 24000)
+        result = run("resynth", inputs, "-o", disk, "--model", workspace / "mel")
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "2.wav: cannot write it: no space left on the device; stopped there" in errors[0]
+        assert "resynth: 2 files," in result.stderr and "1 failed" in result.stderr
+        assert sorted(path.name for path in disk.iterdir()) == ["0.wav", "1.wav"]  # no temporary left
+        for name in ("0.wav", "1.wav"):
+            assert soundfile.read(disk / name)[0].shape == (93 * 256,)  # 1 s: 93 whole frames
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -42,6 +43,30 @@ def find_files(folder: str | os.PathLike, suffixes=AUDIO_SUFFIXES) -> list[Path]
 
 class AudioError(ValueError):
     """An input that cannot be read as audio; the message names it and why."""
+
+
+class OutputError(AudioError, OSError):
+    """An output that could not be written (the message names it and why); nothing of it is left."""
+
+
+class DiskFull(OutputError):
+    """No space left where an output is written: the outputs after it would fail too."""
+
+
+def _write_failure(path: Path, error: BaseException) -> OutputError | None:
+    """The `OutputError` for a write of `path` that raised `error`, or None when `error` is not about writing (an
+    OSError, or soundfile's error, which says just "System error" when the disk is full)."""
+    if not (isinstance(error, OSError) or type(error).__module__ == "soundfile"):
+        return None
+    full = getattr(error, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    if not full:
+        try:
+            full = shutil.disk_usage(path.parent).free < 1 << 20
+        except OSError:
+            pass
+    if full:
+        return DiskFull(f"{path}: cannot write it: no space left on the device")
+    return OutputError(f"{path}: cannot write it ({getattr(error, 'strerror', None) or error})")
 
 
 def load_audio(source, name: str | None = None) -> tuple[np.ndarray, int]:
@@ -158,16 +183,22 @@ def atomic_path(path: str | os.PathLike, folder: bool = False) -> Iterator[Path]
             break
         except FileExistsError:
             _LIVE_TEMPORARIES.discard(temporary)
-        except BaseException:
+        except BaseException as error:
             _LIVE_TEMPORARIES.discard(temporary)
+            failure = _write_failure(path, error)
+            if failure is not None:
+                raise failure from error
             raise
     try:
         yield temporary
         if folder and path.is_dir():
             shutil.rmtree(path)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         _remove(temporary)
+        failure = _write_failure(path, error)
+        if failure is not None:
+            raise failure from error
         raise
     finally:
         _LIVE_TEMPORARIES.discard(temporary)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import AUDIO_SUFFIXES, AudioError, find_files, load_audio, save_array, save_audio
+from .audio_io import AUDIO_SUFFIXES, AudioError, DiskFull, OutputError, find_files, load_audio, save_array, save_audio
 from .cli_support import DEFAULT_MODEL, DTYPE_CHOICES, CliError, load_vocoder
 from .file_streaming import (
     NpyColumns,
@@ -256,6 +256,11 @@ def run_streamed(args, vocoder, source: Path, target: Path, report: Report, job)
         logger.info(f"{source}: no --plot for a file streamed from file to file (longer than --long-seconds)")
     try:
         seconds = job()
+    except DiskFull as error:
+        raise Stopped(str(error)) from None
+    except OutputError as error:
+        report.fail(str(error))
+        return
     except (AudioError, ValueError, TypeError, OSError) as error:
         report.fail(f"{source} -> {target}: {error}")
         return
@@ -316,6 +321,10 @@ def run_items(loaded, compute, write, report: Report, bar) -> None:
         else:
             try:
                 write(source, target, item, result)
+            except DiskFull as error:
+                raise Stopped(str(error)) from None
+            except OutputError as error:
+                report.fail(str(error))
             except (OSError, ValueError, AudioError) as error:
                 report.fail(f"{target}: cannot write it ({error})")
         bar.update(1)
@@ -505,9 +514,16 @@ def main(argv=None) -> int:
         except CliError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+        except Stopped as stop:
+            report.fail(f"{stop}; stopped there, the inputs after it were not processed")
+            return report.summary()
         except KeyboardInterrupt as interruption:
             return interrupted(interruption, report, args.command)
     return report.summary()
+
+
+class Stopped(Exception):
+    """A failure that every later output would share (a full disk): the command stops, reports and says so."""
 
 
 class Interrupted(KeyboardInterrupt):

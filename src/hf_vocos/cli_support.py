@@ -32,4 +32,6 @@ def load_vocoder(args, bandwidth=None):
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if isinstance(error, OSError):
             message = f"--model {args.model}: cannot load it ({message})"
+        elif not message.startswith("--"):
+            message = f"--model {args.model}: {message}"
         raise CliError(message) from None
