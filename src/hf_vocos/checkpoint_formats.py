@@ -1,6 +1,6 @@
 """Reading every on-disk format of Vocos checkpoints into the current one (the Hub's latest, "generation E").
 
-One place knows the older formats (../shared/hub-formats.md has the facts):
+One place knows the older formats (docs/index.md, "Saving and sharing", lists those that load):
 
 - the earlier generations A-D of the Vocos integration proposed to transformers, and hf_vocos before it adopted the
   Hub's names: `config.json` + weights under other names. Their weights are renamed at load time by transformers'

@@ -350,7 +350,7 @@ class VocosEncodecConfig(VocosConfig):
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Older config.json formats. The generations of the proposed transformers integration (A oldest to E, the format of
-# record) and hf_vocos before it adopted E's names differ in these fields (../shared/hub-formats.md):
+# record) and hf_vocos before it adopted E's names differ in these fields:
 #   input width   A-C, hf_vocos: input_channels      D: n_mels (also for EnCodec)      E: n_mels / codebook_dim
 #   width, FFN    A-B: hidden_dim, intermediate_dim  C-E, hf_vocos: hidden_size, intermediate_size
 #   layers        hf_vocos: num_hidden_layers        A-E: num_layers

@@ -253,7 +253,7 @@ class CPUTiledImplementation(InferenceImplementation):
     weights outlives a call, so the output follows every change to the model (`load_state_dict`, in-place edits such
     as an optimizer's step, `to()`, copies, inference tensors) with nothing to invalidate, threads share nothing, and
     no second copy of the weights is held between calls. Packing the release mel model's weights takes about as long
-    as a 1 s forward (40-60 ms in float32 on a 2-core AVX2 x86), and paid for itself from about one tile of rows, so
+    as a 1 s forward (15-60 ms in float32 on a 2-core AVX2 x86), and paid for itself from about one tile of rows, so
     a call packs only when it has at least `pack_min_rows` rows (batch x frames, default 1024: 11 s of audio at
     93.75 frames/s) to multiply; shorter calls take the plain products (docs/benchmarks.md, "Packed weights")."""
 
