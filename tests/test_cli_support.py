@@ -27,7 +27,7 @@ def test_load_vocoder(tmp_path):
     "overrides, message",
     [
         ({"model": "no/such-model-here"}, r"^--model no/such-model-here: cannot load it \("),
-        ({"batch_size": 0}, r"^--batch-size 0: expected at least 1$"),
+        ({"batch_size": 0}, r"^--batch-size 0: expected a whole number >= 1$"),
         ({"dtype": "int8"}, r"^--dtype 'int8': expected one of"),
     ],
 )
