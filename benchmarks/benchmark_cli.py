@@ -118,7 +118,7 @@ def memory(args, model: Path) -> list[str]:
                     assert abs(frames - seconds * 24000) < 256, (frames, seconds)
                     target.unlink()
             assert np.load(folder / "features.npy", mmap_mode="r").shape == (100, int(seconds * 24000) // 256 + 1)
-            if seconds <= 3600:  # the whole file in memory (decoded in streaming chunks): the CLI before issue 28
+            if seconds <= 3600:  # the whole file in memory, decoded in streaming chunks (the CLI's earlier way)
                 script = (
                     "import sys, soundfile; from hf_vocos.vocoder import Vocoder; v = Vocoder(sys.argv[1]); "
                     "a, r = soundfile.read(sys.argv[2], dtype='float32'); "

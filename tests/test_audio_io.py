@@ -125,7 +125,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 
 def test_a_killed_runs_temporaries_do_not_look_like_outputs_and_are_removed_by_the_next_write(tmp_path):
     """A process killed while writing (SIGKILL: nothing can clean up) leaves its temporary; it never ends in the
-    output's suffix (so `*.wav` does not pick it up), and the next write of that output removes it. A live process's
+    output's suffix (so `*.wav` does not pick it up), and the next write into that folder removes it. A live process's
     temporary stays."""
     import subprocess
     import sys
@@ -137,11 +137,13 @@ def test_a_killed_runs_temporaries_do_not_look_like_outputs_and_are_removed_by_t
     killed.wait()  # its pid is gone now
     stale = tmp_path / f".x.wav.{killed.pid}-0123abcd.partial"
     stale.write_bytes(b"half a file")
+    other = tmp_path / f".y.flac.{killed.pid}-4567cdef.partial"  # another output's, in the same folder
+    other.write_bytes(b"half another file")
     live = tmp_path / f".x.wav.{os.getppid()}-89abcdef.partial"  # a running process (the test runner's parent)
     live.write_bytes(b"being written")
     with atomic_path(target) as temporary:
         assert temporary.name.endswith(".partial") and not temporary.name.endswith(".wav")
         assert list(tmp_path.glob("*.wav")) == []
         temporary.write_bytes(b"new")
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and not other.exists() and live.exists()
     assert sorted(path.name for path in tmp_path.glob("*.wav")) == ["x.wav"]

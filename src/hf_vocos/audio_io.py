@@ -58,8 +58,9 @@ def _write_failure(path: Path, error: BaseException) -> OutputError | None:
     OSError, or soundfile's error, which says just "System error" when the disk is full)."""
     if not (isinstance(error, OSError) or type(error).__module__ == "soundfile"):
         return None
-    full = getattr(error, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-    if not full:
+    code = getattr(error, "errno", None)
+    full = code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    if code is None:  # (soundfile's error has no errno: ask the file system)
         try:
             full = shutil.disk_usage(path.parent).free < 1 << 20
         except OSError:
@@ -145,18 +146,22 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete the temporaries beside `path` that a process killed while writing `path` left (SIGKILL, a power cut:
-    nothing could clean up), recognised by their name and their writer being gone; returns them. Temporaries of
-    live processes, this one's included, are kept."""
+_TEMPORARY_NAME = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.partial")
+_SWEPT_FOLDERS: set[Path] = set()
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporaries in `folder` that a process killed while writing left (SIGKILL, a power cut: nothing
+    could clean up), recognised by their name and their writer being gone; returns them. Temporaries of live
+    processes, this one's included, are kept. `atomic_path` sweeps each folder once per process, before its first
+    write there (not on every write: a folder of many outputs would be listed once per output)."""
     removed = []
-    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)-[0-9a-f]{8}\.partial")
     try:
-        candidates = list(path.parent.iterdir())
+        candidates = list(folder.iterdir())
     except OSError:
         return removed
     for candidate in candidates:
-        match = pattern.fullmatch(candidate.name)
+        match = _TEMPORARY_NAME.fullmatch(candidate.name)
         if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))):
             _remove(candidate)
             removed.append(candidate)
@@ -171,7 +176,9 @@ def atomic_path(path: str | os.PathLike, folder: bool = False) -> Iterator[Path]
     success. The temporary is listed for `remove_temporaries` from before it is created until it is gone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    if path.parent.resolve() not in _SWEPT_FOLDERS:
+        _SWEPT_FOLDERS.add(path.parent.resolve())
+        remove_stale_temporaries(path.parent)
     while True:
         temporary = _temporary_name(path)
         _LIVE_TEMPORARIES.add(temporary)  # listed before it exists: no moment where it exists unlisted
